@@ -1,0 +1,1 @@
+"""Cost models and measurements: MultAdds now, latency and reports as they land."""

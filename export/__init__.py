@@ -1,0 +1,1 @@
+"""Exporters to ONNX, Core ML and TFLite, graph checks and parity (see issue 4); empty until they land."""

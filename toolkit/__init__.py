@@ -1,0 +1,1 @@
+"""Checkpoints, images, inference and the ``pcarn`` CLI around the PCARN models."""
