@@ -51,6 +51,6 @@ class MultiScaleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
-        for pool, disc in zip(self.pools, self.discriminators):
+        for pool, disc in zip(self.pools, self.discriminators, strict=True):
             outs.append(disc(F.avg_pool2d(x, pool) if pool > 1 else x))
         return outs

@@ -98,9 +98,7 @@ class EResidualUnit(nn.Module):
         return F.relu(self.pw(out) + x)
 
 
-def cascade(
-    x: torch.Tensor, steps: nn.ModuleList, fusions: nn.ModuleList, fusion_relu: bool
-) -> torch.Tensor:
+def cascade(x: torch.Tensor, steps: nn.ModuleList, fusions: nn.ModuleList, fusion_relu: bool) -> torch.Tensor:
     """Cascading (Eq. 2 and 3): concatenate every earlier output, fuse with a 1x1 conv.
 
     The same wiring serves the local level (steps are residual units) and the global level (steps
@@ -150,7 +148,7 @@ class UpsampleHead(nn.Module):
         self.stages = nn.ModuleList(_conv(channels, channels * r * r, 3, groups) for r in factors)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv, r in zip(self.stages, self.factors):
+        for conv, r in zip(self.stages, self.factors, strict=True):
             x = F.pixel_shuffle(F.relu(conv(x)), r)
         return x
 

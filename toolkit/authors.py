@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -106,11 +108,20 @@ def read_authors_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise PcarnError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    # Current torch files are zip archives; legacy ones start with a pickle protocol-2 header.
+    if not (zipfile.is_zipfile(path) or magic[:2] == b"\x80\x02"):
+        raise PcarnError(f"{path} is not a PyTorch checkpoint (neither a torch zip file nor a legacy one)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for non-checkpoints; all mean the same here
+    except pickle.UnpicklingError:
+        raise PcarnError(
+            f"{path} holds objects other than tensors; refusing to unpickle it (only weights are loaded)"
+        ) from None
+    except Exception as exc:  # torch raises many types for damaged files; all mean the same here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PcarnError(f"{path} is not a loadable PyTorch checkpoint ({first_line})") from None
+        raise PcarnError(f"{path} is a damaged PyTorch checkpoint ({first_line})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -95,6 +95,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return metadata
 
 
+def _describe(kind: str, keys: list[str]) -> str:
+    if not keys:
+        return ""
+    return f"{kind} {keys[0]}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+
+
 def load_state_into(model: PCARN, state: dict[str, torch.Tensor], origin: str) -> PCARN:
     """Load ``state`` strictly, turning key and shape mismatches into one clear message."""
     expected = model.state_dict()
@@ -102,15 +108,13 @@ def load_state_into(model: PCARN, state: dict[str, torch.Tensor], origin: str) -
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-        if unexpected:
-            parts.append(f"unexpected {unexpected[0]}" + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""))
+        parts = [_describe("missing", missing), _describe("unexpected", unexpected)]
         if wrong:
             k = wrong[0]
             parts.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
-        raise PcarnError(f"{origin}: weights do not match the {variant_of(model.config)} architecture: " + "; ".join(parts))
+        arch = variant_of(model.config) or "configured"
+        details = "; ".join(p for p in parts if p)
+        raise PcarnError(f"{origin}: weights do not match the {arch} architecture: {details}")
     model.load_state_dict(state, strict=True)
     return model
 
@@ -126,7 +130,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[PCARN, dict]:
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 state[key] = f.get_tensor(key)
     except (SafetensorError, OSError) as exc:
         raise PcarnError(f"{path}: cannot read checkpoint tensors ({exc})") from None

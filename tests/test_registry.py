@@ -1,0 +1,54 @@
+"""Released weights by name: found locally, or downloaded, verified and cached."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import OFFICIAL, requires_shared
+
+from toolkit.errors import PcarnError
+from toolkit.loading import load_any
+from toolkit.registry import cache_dir, fetch_official
+
+
+@pytest.fixture
+def no_local_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("PCARN_OFFICIAL_DIR", str(tmp_path / "empty"))
+
+
+@requires_shared
+def test_download_is_verified_and_cached(no_local_copy):
+    url = (OFFICIAL / "carn_m.pth").as_uri()
+    path = fetch_official("carn_m", url=url, quiet=True)
+    assert path == cache_dir() / "carn_m.pth" and path.is_file()
+    # second call finds the cache without any URL
+    assert fetch_official("carn_m", url="http://127.0.0.1:9/unreachable", quiet=True) == path
+
+
+@requires_shared
+def test_hash_mismatch_is_refused_and_not_kept(no_local_copy, tmp_path):
+    wrong = tmp_path / "wrong.pth"
+    shutil.copy(OFFICIAL / "PCARN-M.pth", wrong)
+    with pytest.raises(PcarnError, match="sha256"):
+        fetch_official("PCARN-M-L1", url=wrong.as_uri(), quiet=True)
+    assert not (cache_dir() / "PCARN-M-L1.pth").exists()
+    assert list(cache_dir().iterdir()) == []
+
+
+def test_offline_is_a_clear_error(no_local_copy):
+    with pytest.raises(PcarnError, match="cannot download PCARN-M-L1.*offline, put the file at"):
+        fetch_official("PCARN-M-L1", url="http://127.0.0.1:9/PCARN-M-L1.pth", quiet=True)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(PcarnError, match="unknown released model.*PCARN-M-L1"):
+        fetch_official("ESRGAN")
+
+
+@requires_shared
+def test_names_resolve_to_the_shared_copy():
+    model, info = load_any("pcarn-m-l1")
+    assert info["variant"] == "pcarn-m" and info["path"].endswith("PCARN-M-L1.pth")
+    model, info = load_any("pcarn-m", quiet=True)
+    assert info["variant"] == "pcarn-m"
