@@ -87,6 +87,59 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scales(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales are comma-separated from 2,3,4, got {text!r}") from None
+    if not values or any(v not in (2, 3, 4) for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"scales are comma-separated from 2,3,4, got {text!r}")
+    return values
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from toolkit.training import TrainOptions, train
+
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "quiet")}
+    opts = TrainOptions(**options, progress=not args.quiet, command="pcarn " + " ".join(sys.argv[1:]))
+    last = train(opts)
+    print(f"finished: {last}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from toolkit.evaluate import evaluate, validation_images
+    from toolkit.loading import load_any
+
+    model, info = load_any(args.model, quiet=args.json)
+    missing = [s for s in args.scales if s not in model.config.scales]
+    if missing:
+        raise PcarnError(f"{info['path']} has no x{missing[0]} head; it has {list(model.config.scales)}")
+    images = validation_images(args.data)
+    results = evaluate(model, images, args.scales)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": info["path"],
+                    "variant": info["variant"],
+                    "images": sorted(images),
+                    "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale",
+                    "results": results,
+                }
+            )
+        )
+        return 0
+    print(f"{info['path']} ({info['variant']}) on {len(images)} images, PSNR-Y / SSIM-Y, border = scale")
+    print(f"{'scale':>6} {'model':>16} {'bicubic':>16} {'gain':>8}")
+    for head, m in results.items():
+        print(
+            f"{head:>6} {m['psnr_y']:8.2f} / {m['ssim_y']:.4f} {m['bicubic_psnr_y']:8.2f} / "
+            f"{m['bicubic_ssim_y']:.4f} {m['gain_db']:+7.2f}"
+        )
+    return 0
+
+
 def _scale(text: str) -> int:
     try:
         value = int(text)
@@ -130,6 +183,41 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source")
     imp.add_argument("output")
     imp.set_defaults(func=_cmd_import)
+
+    tr = sub.add_parser("train", help="train a generator: stage l1, then stage gan (section 3.5)")
+    tr.add_argument("--variant", default="pcarn-m", help="pcarn or pcarn-m (default)")
+    tr.add_argument("--stage", default="l1", choices=["l1", "gan"])
+    tr.add_argument("--data", required=True, help="folder of HR images, or a folder with DIV2K_train_HR/")
+    tr.add_argument("--val", help="folder of HR validation images, or 'skimage' for its five photos")
+    tr.add_argument("--steps", type=int, default=10_000)
+    tr.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
+    tr.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
+    tr.add_argument("--scales", type=_scales, default=(2, 3, 4), help="e.g. 2,3,4")
+    tr.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, curves.png)")
+    tr.add_argument("--init", help="start from this checkpoint (required for --stage gan)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last save")
+    tr.add_argument("--recipe", default="fast", choices=["fast", "paper"], help="learning-rate recipe")
+    tr.add_argument("--lr", type=float, help="peak learning rate (recipe default otherwise)")
+    tr.add_argument("--lr-step", type=int, help="paper recipe: halve the lr every N steps (default 4e5)")
+    tr.add_argument("--warmup", type=int, help="fast recipe: warm-up steps")
+    tr.add_argument("--val-every", type=int, default=500)
+    tr.add_argument("--save-every", type=int, default=100)
+    tr.add_argument("--log-every", type=int, default=10)
+    tr.add_argument("--workers", type=int, default=2, help="data loader processes")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    tr.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, help="torch CPU threads")
+    tr.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="PSNR-Y/SSIM-Y of a model and of bicubic per scale")
+    ev.add_argument("--model", default="pcarn-m")
+    ev.add_argument("--data", default="skimage", help="folder of HR images or 'skimage' (default)")
+    ev.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
     fetch.add_argument("name")

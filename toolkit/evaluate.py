@@ -1,0 +1,66 @@
+"""PSNR-Y / SSIM-Y of a model against bicubic on a set of HR photos, per scale."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from models import PCARN
+from toolkit.data import bicubic_downscale, bicubic_upscale, list_images, load_rgb8, mod_crop
+from toolkit.errors import PcarnError
+from toolkit.inference import upscale_rgb
+from toolkit.metrics import psnr_y, ssim_y
+
+# Natural photos bundled with scikit-image; the toolkit's validation set (never trained on).
+SKIMAGE_VALIDATION = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
+
+
+def skimage_validation() -> dict[str, np.ndarray]:
+    try:
+        import skimage
+    except ImportError:
+        raise PcarnError("--val skimage needs scikit-image: pip install 'pcarn-toolkit[train]'") from None
+    folder = Path(skimage.__file__).parent / "data"
+    images = {}
+    for name in SKIMAGE_VALIDATION:
+        matches = sorted(folder.glob(f"{name}.*"))
+        if not matches:
+            raise PcarnError(f"scikit-image does not ship {name} in {folder}")
+        images[name] = load_rgb8(matches[0])
+    return images
+
+
+def validation_images(spec: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``skimage`` (the five bundled photos) or a folder of HR images, as uint8 RGB by name."""
+    if str(spec) == "skimage":
+        return skimage_validation()
+    return {p.stem: load_rgb8(p) for p in list_images(spec)}
+
+
+def evaluate(
+    model: PCARN, images: dict[str, np.ndarray], scales: tuple[int, ...], *, tile: int = 0
+) -> dict[str, dict[str, float]]:
+    """Mean PSNR-Y/SSIM-Y (border = scale) of the model and of bicubic, per scale ``x2``/``x3``/``x4``."""
+    was_training = model.training
+    model.eval()
+    results = {}
+    for s in scales:
+        rows = []
+        for hr_full in images.values():
+            hr = mod_crop(hr_full, s)
+            lr = bicubic_downscale(hr, s)
+            sr = upscale_rgb(model, lr.astype(np.float32) / 255.0, s, tile=tile)
+            bic = bicubic_upscale(lr, s)
+            rows.append((psnr_y(sr, hr, s), ssim_y(sr, hr, s), psnr_y(bic, hr, s), ssim_y(bic, hr, s)))
+        mean = np.mean(np.array(rows), axis=0)
+        results[f"x{s}"] = {
+            "psnr_y": float(mean[0]),
+            "ssim_y": float(mean[1]),
+            "bicubic_psnr_y": float(mean[2]),
+            "bicubic_ssim_y": float(mean[3]),
+            "gain_db": float(mean[0] - mean[2]),
+        }
+    model.train(was_training)
+    return results

@@ -1,0 +1,357 @@
+"""The two-stage trainer of section 3.5: L1 pre-training, then the multi-scale GAN fine-tune.
+
+One loop serves both stages, CPU and CUDA, one process or many under torchrun. Everything a resumed
+run needs (weights, optimizers, scheduler, step, best score, RNG) is written atomically to
+``state.pt``; batches depend only on ``(seed, step)``, so a run resumed after ``kill -9`` continues
+exactly where its last save left it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from models import PCARN, PRESETS, MultiScaleDiscriminator, build_model, variant_of
+from toolkit import distributed
+from toolkit.checkpoint import save_checkpoint
+from toolkit.data import PatchCache, StepBatches, discover, make_loader
+from toolkit.errors import PcarnError
+from toolkit.evaluate import evaluate, validation_images
+from toolkit.loading import load_any
+from toolkit.recipes import RECIPES, make_scheduler
+from toolkit.run_log import RunLog, plot_curves
+from toolkit.vgg import VGGFeatures, load_vgg19, perceptual_loss
+
+ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # section 3.5
+# Options that must not change when a run is resumed.
+FIXED_ON_RESUME = ("variant", "stage", "scales", "batch", "patch", "seed", "recipe", "lr")
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    variant: str = "pcarn-m"
+    stage: str = "l1"
+    steps: int = 10_000
+    batch: int = 16
+    patch: int = 48
+    scales: tuple[int, ...] = (2, 3, 4)
+    val: str | None = None
+    init: str | None = None
+    resume: bool = False
+    recipe: str = "fast"
+    lr: float | None = None
+    lr_step: int | None = None
+    warmup: int | None = None
+    clip: float = 10.0
+    val_every: int = 500
+    save_every: int = 100
+    log_every: int = 10
+    workers: int = 2
+    device: str = "auto"
+    amp: str = "none"
+    seed: int = 0
+    threads: int | None = None
+    vgg_weights: str | None = None
+    adv_weight: float = 5e-3  # section 3.5 / Eq. 7: GAN terms vs VGG loss
+    vgg_weight: float = 1.0
+    progress: bool = True
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if self.variant not in PRESETS:
+            raise PcarnError(f"unknown variant {self.variant!r}; choose from {', '.join(PRESETS)}")
+        if self.stage not in ("l1", "gan"):
+            raise PcarnError(f"--stage must be l1 or gan, got {self.stage!r}")
+        if self.recipe not in RECIPES:
+            raise PcarnError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise PcarnError(f"--amp must be none, bf16 or fp16, got {self.amp!r}")
+        if min(self.steps, self.batch, self.patch) < 1:
+            raise PcarnError("--steps, --batch and --patch must be positive")
+        self.scales = tuple(int(s) for s in self.scales)
+        if any(s not in (2, 3, 4) for s in self.scales):
+            raise PcarnError(f"--scales must come from 2,3,4, got {self.scales}")
+
+    def recipe_config(self):
+        base = RECIPES[self.recipe]
+        changes = {
+            k: v for k, v in (("lr", self.lr), ("lr_step", self.lr_step), ("warmup", self.warmup)) if v
+        }
+        return dataclasses.replace(base, **changes)
+
+
+def _device(option: str) -> torch.device:
+    if option == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if option.startswith("cuda") and not torch.cuda.is_available():
+        raise PcarnError("--device cuda requested but no CUDA device is available")
+    return torch.device(option)
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _initial_model(opts: TrainOptions) -> tuple[PCARN, dict | None]:
+    config = PRESETS[opts.variant].replace(scales=opts.scales)
+    if not opts.init:
+        if opts.stage == "gan":
+            raise PcarnError("stage gan fine-tunes a stage-1 model: pass --init CHECKPOINT")
+        return PCARN(config), None
+    source, info = load_any(opts.init, quiet=True)
+    if variant_of(source.config) != opts.variant:
+        raise PcarnError(f"--init {opts.init} is {variant_of(source.config)}, not {opts.variant}")
+    model = PCARN(config)
+    state = {k: v for k, v in source.state_dict().items() if k in model.state_dict()}
+    missing = set(model.state_dict()) - set(state)
+    if missing:
+        raise PcarnError(f"--init {opts.init} lacks weights for {sorted(missing)[0]} (heads {opts.scales}?)")
+    model.load_state_dict(state)
+    return model, {"init": str(opts.init), "init_path": info["path"]}
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions, *, vgg: VGGFeatures | None = None) -> None:
+        self.opts = opts
+        self.out = Path(opts.out)
+        self.device = _device(opts.device)
+        self.dist = distributed.setup(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "state.pt"
+        if self.state_path.exists() and not opts.resume:
+            raise PcarnError(f"{self.out} already holds a run; pass --resume to continue it or pick --out")
+        torch.manual_seed(opts.seed)
+        # Check everything that can fail before any long work starts.
+        self.vgg = None
+        if opts.stage == "gan":
+            self.vgg = (vgg or load_vgg19(opts.vgg_weights)).to(self.device)
+        self.val_images = validation_images(opts.val) if opts.val and self.dist.main else None
+        pairs = discover(opts.data, opts.scales)
+        cache = PatchCache(pairs, opts.scales, opts.patch, self.out / "cache", progress=opts.progress)
+        self.batches = StepBatches(cache, opts.batch, opts.seed, rank=self.dist.rank)
+
+        self.model, self.init_record = _initial_model(opts)
+        self.channels_last = self.device.type == "cpu"
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=fmt)
+        self.net = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Each step trains one head, so the other heads' weights get no gradient that step.
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opts.recipe_config().lr, **ADAM)
+        self.scheduler = make_scheduler(self.optimizer, opts.recipe_config(), opts.steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=opts.amp == "fp16")
+        self.disc = self.disc_net = self.disc_optimizer = None
+        if opts.stage == "gan":
+            self.disc = MultiScaleDiscriminator().to(self.device)
+            self.disc_net = self.disc
+            if self.dist.enabled:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.disc_net = DistributedDataParallel(self.disc, device_ids=ids)
+            self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=opts.recipe_config().lr, **ADAM)
+        self.step = 0
+        self.best: float | None = None
+        self.wall = 0.0
+        if opts.resume and self.state_path.exists():
+            self._load_state()
+        self.log = RunLog(self.out / "log.jsonl", truncate_after_step=self.step) if self.dist.main else None
+        if self.dist.main and self.step == 0:
+            (self.out / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=2))
+
+    # ----- state -------------------------------------------------------------------------------
+    def _options_record(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.opts).items()}
+
+    def _save_state(self) -> None:
+        if not self.dist.main:
+            return
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "wall": self.wall,
+            "options": self._options_record(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.disc is not None:
+            state["disc"] = self.disc.state_dict()
+            state["disc_optimizer"] = self.disc_optimizer.state_dict()
+        tmp = self.state_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.state_path)
+
+    def _load_state(self) -> None:
+        state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        stored = state["options"]
+        for key in FIXED_ON_RESUME:
+            ours = self._options_record()[key]
+            if stored.get(key) != ours:
+                raise PcarnError(f"cannot resume: --{key} was {stored.get(key)!r} in this run, now {ours!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.step, self.best, self.wall = state["step"], state["best"], state.get("wall", 0.0)
+
+    def _training_record(self) -> dict:
+        return {
+            "stage": self.opts.stage,
+            "steps": self.step,
+            "wall_seconds": round(self.wall, 1),
+            "data": str(self.opts.data),
+            "options": self._options_record(),
+            "command": self.opts.command,
+            "world_size": self.dist.world,
+            "device": str(self.device),
+            **(self.init_record or {}),
+        }
+
+    def _save_model(self, name: str, metrics: dict | None) -> Path:
+        path = self.out / name
+        save_checkpoint(self.model, path, training=self._training_record(), metrics=metrics)
+        return path
+
+    # ----- steps ---------------------------------------------------------------------------------
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(self.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+
+    def _l1_step(self, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict:
+        with _autocast(self.device, self.opts.amp):
+            sr = self.net(lr, scale)
+            loss = F.l1_loss(sr.float(), hr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+    def _gan_step(self, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict:
+        bce = F.binary_cross_entropy
+        with _autocast(self.device, self.opts.amp):
+            sr = self.net(lr, scale).float()
+        # Discriminator (Eq. 4, 6): SR is detached, so no gradient flows into the generator here.
+        real, fake = self.disc_net(hr), self.disc_net(sr.detach())
+        loss_d = sum(
+            bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)) for r, f in zip(real, fake, strict=True)
+        )
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.disc_optimizer.step()
+        # Generator (Eq. 7): adversarial terms of all three discriminators plus the VGG loss.
+        adversarial = sum(bce(f, torch.ones_like(f)) for f in self.disc_net(sr))
+        vgg = perceptual_loss(self.vgg, sr, hr)
+        loss = self.opts.adv_weight * adversarial + self.opts.vgg_weight * vgg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+        self.optimizer.step()
+        return {
+            "loss": loss.item(),
+            "loss_d": loss_d.item(),
+            "adversarial": adversarial.item(),
+            "vgg": vgg.item(),
+            "grad_norm": float(grad_norm),
+        }
+
+    def _validate(self) -> None:
+        if not self.dist.main or self.val_images is None:
+            return
+        metrics = evaluate(self.model, self.val_images, self.opts.scales)
+        score = sum(m["gain_db"] for m in metrics.values()) / len(metrics)
+        improved = self.best is None or score > self.best
+        self.log.write({"kind": "val", "step": self.step, "metrics": metrics, "mean_gain_db": score})
+        if improved:
+            self.best = score
+            self._save_model("best.safetensors", metrics)
+        summary = "  ".join(f"{k} {m['psnr_y']:.2f} dB ({m['gain_db']:+.2f})" for k, m in metrics.items())
+        tqdm.write(f"step {self.step}: PSNR-Y {summary}{'  [best]' if improved else ''}", file=sys.stderr)
+
+    def run(self) -> Path:
+        opts = self.opts
+        if self.step >= opts.steps:
+            return self.out / "last.safetensors"
+        loader = make_loader(self.batches, self.step, opts.steps, opts.workers)
+        step_fn = self._gan_step if opts.stage == "gan" else self._l1_step
+        self.model.train()
+        bar = tqdm(
+            total=opts.steps,
+            initial=self.step,
+            disable=not (opts.progress and self.dist.main),
+            desc=f"{opts.variant} {opts.stage}",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        window_start, window_steps = time.perf_counter(), 0
+        for lr, hr, scale in loader:
+            started = time.perf_counter()
+            stats = step_fn(self._to_device(lr), self._to_device(hr), int(scale))
+            self.scheduler.step()
+            self.step += 1
+            self.wall += time.perf_counter() - started
+            window_steps += 1
+            if self.dist.main:
+                bar.update(1)
+                if self.step % opts.log_every == 0 or self.step == opts.steps:
+                    rate = window_steps / max(1e-9, time.perf_counter() - window_start)
+                    window_start, window_steps = time.perf_counter(), 0
+                    lr_now = self.optimizer.param_groups[0]["lr"]
+                    self.log.write(
+                        {
+                            "kind": "train",
+                            "step": self.step,
+                            "scale": int(scale),
+                            "lr": lr_now,
+                            "steps_per_s": rate,
+                            **stats,
+                        }
+                    )
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{lr_now:.2e}", it_s=f"{rate:.2f}")
+            if opts.val and (self.step % opts.val_every == 0 or self.step == opts.steps):
+                self._validate()
+            if self.step % opts.save_every == 0 or self.step == opts.steps:
+                self._save_state()
+                if self.dist.main:
+                    self._save_model("last.safetensors", None)
+                    plot_curves(self.log.records(), self.out / "curves.png")
+            distributed.barrier(self.dist) if self.step % opts.save_every == 0 else None
+        bar.close()
+        distributed.teardown(self.dist)
+        return self.out / "last.safetensors"
+
+
+def train(opts: TrainOptions, *, vgg: VGGFeatures | None = None) -> Path:
+    """Run (or resume) a training run; returns the path of its last checkpoint."""
+    return Trainer(opts, vgg=vgg).run()
+
+
+__all__ = ["TrainOptions", "Trainer", "train", "build_model"]
