@@ -159,7 +159,7 @@ class PatchCache:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_suffix(".partial.npy")
+    tmp = path.with_suffix(f".{os.getpid()}.partial.npy")
     np.save(tmp, np.ascontiguousarray(array))
     os.replace(tmp, path)
 

@@ -82,6 +82,11 @@ class TrainOptions:
         if min(self.steps, self.batch, self.patch) < 1:
             raise PcarnError("--steps, --batch and --patch must be positive")
         self.scales = tuple(int(s) for s in self.scales)
+        if self.stage == "gan" and self.patch * min(self.scales) < 32:
+            # The x4-pooled discriminator halves its input three times with 4x4 convs.
+            raise PcarnError(
+                f"stage gan needs HR patches of at least 32 px: raise --patch to {-(-32 // min(self.scales))}"
+            )
         if any(s not in (2, 3, 4) for s in self.scales):
             raise PcarnError(f"--scales must come from 2,3,4, got {self.scales}")
 
@@ -146,7 +151,14 @@ class Trainer:
             self.vgg = (vgg or load_vgg19(opts.vgg_weights)).to(self.device)
         self.val_images = validation_images(opts.val) if opts.val and self.dist.main else None
         pairs = discover(opts.data, opts.scales)
-        cache = PatchCache(pairs, opts.scales, opts.patch, self.out / "cache", progress=opts.progress)
+        # Rank 0 decodes the cache; the other ranks wait for it, then map the same files.
+        if not self.dist.main:
+            distributed.barrier(self.dist)
+        cache = PatchCache(
+            pairs, opts.scales, opts.patch, self.out / "cache", progress=opts.progress and self.dist.main
+        )
+        if self.dist.main:
+            distributed.barrier(self.dist)
         self.batches = StepBatches(cache, opts.batch, opts.seed, rank=self.dist.rank)
 
         self.model, self.init_record = _initial_model(opts)
@@ -157,7 +169,10 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Each step trains one head, so the other heads' weights get no gradient that step.
-            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+            # The only generator buffer is the constant mean shift: nothing to broadcast.
+            self.net = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opts.recipe_config().lr, **ADAM)
         self.scheduler = make_scheduler(self.optimizer, opts.recipe_config(), opts.steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=opts.amp == "fp16")
@@ -343,7 +358,8 @@ class Trainer:
                 if self.dist.main:
                     self._save_model("last.safetensors", None)
                     plot_curves(self.log.records(), self.out / "curves.png")
-            distributed.barrier(self.dist) if self.step % opts.save_every == 0 else None
+            if self.step % opts.save_every == 0:
+                distributed.barrier(self.dist)
         bar.close()
         distributed.teardown(self.dist)
         return self.out / "last.safetensors"
