@@ -140,6 +140,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from toolkit.shipping import ship
+
+    result = ship(args.run, args.name, val=args.val)
+    print(f"{result['checkpoint']} and {result['card']} written")
+    for head, m in result["metrics"].items():
+        share = m.get("fraction_of_reference_gain")
+        extra = f", {100 * share:.0f}% of the reference gain" if share is not None else ""
+        print(f"  {head}: {m['psnr_y']:.2f} dB, {m['gain_db']:+.2f} dB over bicubic{extra}")
+    return 0
+
+
 def _scale(text: str) -> int:
     try:
         value = int(text)
@@ -218,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scales", type=_scales, default=(2, 3, 4))
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_eval)
+
+    sh = sub.add_parser("ship", help="evaluate a run's best checkpoint and ship it under models/ with a card")
+    sh.add_argument("run", help="training run folder")
+    sh.add_argument("--name", required=True, choices=["pcarn-m", "pcarn"])
+    sh.add_argument("--val", default="skimage")
+    sh.set_defaults(func=_cmd_ship)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
     fetch.add_argument("name")

@@ -1,0 +1,114 @@
+"""Ship a trained run: evaluate its best checkpoint, store it under ``models/`` with a model card.
+
+The card states how the weights were made (command, data, steps, wall time) and what they measure
+(PSNR-Y/SSIM-Y per scale against bicubic and against the authors' PCARN-M-L1 on the same photos).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from toolkit.checkpoint import load_checkpoint, save_checkpoint
+from toolkit.errors import PcarnError
+from toolkit.evaluate import evaluate, validation_images
+from toolkit.loading import load_any
+from toolkit.registry import SHIPPED_DIR
+
+# Section 3.5 / issue 3: shipped weights must gain at least half of the authors' gain over bicubic.
+QUALITY_FRACTION = 0.5
+
+
+def ship(
+    run_dir: str | os.PathLike, name: str, *, val: str = "skimage", reference: str = "PCARN-M-L1"
+) -> dict:
+    """Evaluate ``run_dir/best.safetensors`` and write ``models/{name}.safetensors`` plus its card."""
+    run_dir = Path(run_dir)
+    best = run_dir / "best.safetensors"
+    if not best.is_file():
+        raise PcarnError(f"{run_dir} has no best.safetensors yet (validation writes it)")
+    model, metadata = load_checkpoint(best)
+    images = validation_images(val)
+    scales = tuple(model.config.scales)
+    ours = evaluate(model, images, scales)
+    try:
+        ref_model, _ = load_any(reference, quiet=True)
+        theirs = evaluate(ref_model, images, scales)
+    except PcarnError as exc:
+        theirs = None
+        print(f"note: reference {reference} unavailable ({exc})")
+    training = metadata.get("training") or {}
+    training = {**training, "validation": {"set": val, "images": sorted(images)}}
+    metrics = {head: dict(values) for head, values in ours.items()}
+    if theirs:
+        for head, values in metrics.items():
+            values["reference"] = reference
+            values["reference_psnr_y"] = theirs[head]["psnr_y"]
+            values["reference_ssim_y"] = theirs[head]["ssim_y"]
+            values["fraction_of_reference_gain"] = values["gain_db"] / theirs[head]["gain_db"]
+    target = SHIPPED_DIR / f"{name}.safetensors"
+    stored = save_checkpoint(model, target, training=training, metrics=metrics, source={"run": run_dir.name})
+    card = SHIPPED_DIR / f"{name}.md"
+    card.write_text(render_card(name, stored, metrics, reference if theirs else None))
+    return {"checkpoint": str(target), "card": str(card), "metrics": metrics}
+
+
+def render_card(name: str, metadata: dict, metrics: dict, reference: str | None) -> str:
+    training = metadata.get("training") or {}
+    options = training.get("options", {})
+    lines = [
+        f"# {name} — trained by pcarn-toolkit",
+        "",
+        f"Variant `{metadata['variant']}`, {metadata['params']:,} parameters, heads "
+        f"{', '.join('x' + str(s) for s in metadata['io']['scales'])}; input RGB in [0, 1], NCHW.",
+        "",
+        "## How it was made",
+        "",
+        f"- Command: `{training.get('command', '?')}`",
+        f"- Data: `{training.get('data', '?')}` (Debian wallpaper photos from "
+        "`shared/data/debian-photos.sh`, all used for training; none of the validation photos)",
+        f"- Stage {training.get('stage', '?')}, {training.get('steps', '?')} steps, batch "
+        f"{options.get('batch', '?')}, LR patch {options.get('patch', '?')}, recipe "
+        f"`{options.get('recipe', '?')}` (peak lr {options.get('lr') or 'recipe default'}), "
+        f"device {training.get('device', '?')}",
+        f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps",
+        f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
+        f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
+        f"{metadata['provenance']['created']}",
+        "",
+        "## Quality",
+        "",
+        "PSNR-Y / SSIM-Y (BT.601 studio range, border = scale, SSIM 11x11 Gaussian sigma 1.5), mean over "
+        f"scikit-image's {', '.join(training.get('validation', {}).get('images', []))}; LR made by bicubic "
+        "downscaling (Pillow, antialiased). Reproduce: `pcarn eval --model "
+        f"{name} --data skimage`.",
+        "",
+    ]
+    header = "| scale | this model | bicubic | gain |"
+    rule = "|---|---|---|---|"
+    if reference:
+        header += f" {reference} | its gain | share of its gain |"
+        rule += "---|---|---|"
+    lines += [header, rule]
+    for head, m in metrics.items():
+        row = (
+            f"| {head} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {m['bicubic_psnr_y']:.2f} / "
+            f"{m['bicubic_ssim_y']:.4f} | {m['gain_db']:+.2f} dB |"
+        )
+        if reference:
+            ref_gain = m["reference_psnr_y"] - m["bicubic_psnr_y"]
+            row += (
+                f" {m['reference_psnr_y']:.2f} / {m['reference_ssim_y']:.4f} | {ref_gain:+.2f} dB |"
+                f" {100 * m['fraction_of_reference_gain']:.0f}% |"
+            )
+        lines.append(row)
+    if reference:
+        passed = all(m["fraction_of_reference_gain"] >= QUALITY_FRACTION for m in metrics.values())
+        lines += [
+            "",
+            f"Quality bar (at least {QUALITY_FRACTION:.0%} of {reference}'s gain over bicubic at every "
+            f"scale): **{'met' if passed else 'not met'}**.",
+        ]
+    lines += ["", "## Raw metrics", "", "```json", json.dumps(metrics, indent=2), "```", ""]
+    return "\n".join(lines)
