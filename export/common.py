@@ -1,0 +1,86 @@
+"""Steps every exporter shares: cut one scale head out, fold the mean shift, describe the file.
+
+Folding, measured: adding the output mean is exactly a change of the exit conv's bias. Subtracting
+the input mean is *not* exactly a change of the entry conv's bias, because the entry conv zero-pads
+``x - mean``; a bias fold would pad ``x`` instead and change every border pixel (by up to ~0.1 on
+the authors' PCARN-M-L1, see tests). So the exported graphs keep one elementwise ``Sub`` at the input
+and fold only the exit side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from models import PCARN, count_parameters, variant_of
+from toolkit.provenance import toolkit_version
+
+HD_720P = (720, 1280)
+
+
+class DeployHead(nn.Module):
+    """A single-scale PCARN with the output mean folded into the exit bias; ``forward(x)`` in NCHW."""
+
+    def __init__(self, model: PCARN, scale: int) -> None:
+        super().__init__()
+        model.head_name(scale)
+        self.scale = scale
+        self.net = PCARN(model.config.replace(scales=(scale,)))
+        own = self.net.state_dict()
+        self.net.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items() if k in own})
+        self.net.eval()
+        with torch.no_grad():
+            self.net.exit.bias += self.net.rgb_mean.view(3)
+        self.register_buffer("input_mean", self.net.rgb_mean.clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        h0 = net.entry(x - self.input_mean)
+        features = _cascade(net, h0)
+        if net.config.global_residual:
+            features = features + h0
+        return net.exit(net.heads[f"x{self.scale}"](features))
+
+
+def _cascade(net: PCARN, h0: torch.Tensor) -> torch.Tensor:
+    from models.pcarn import cascade
+
+    return cascade(h0, net.blocks, net.fusions, net.config.fusion_relu)
+
+
+def head_parameter_count(model: PCARN, scale: int) -> int:
+    return count_parameters(DeployHead(model, scale).net)
+
+
+def default_input_size(scale: int, output: tuple[int, int] = HD_720P) -> tuple[int, int]:
+    """The LR size whose output covers 720p: exact for x2/x4; for x3 rounded up (240x427 -> 720x1281)."""
+    return math.ceil(output[0] / scale), math.ceil(output[1] / scale)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"input size must look like HxW (e.g. 180x320), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"input size must be positive, got {text!r}")
+    return h, w
+
+
+def export_metadata(model: PCARN, scale: int, layout: str, precision: str, provenance: dict | None) -> dict:
+    """The metadata every exported file carries in its format's native slot."""
+    return {
+        "producer": "pcarn-toolkit",
+        "toolkit_version": toolkit_version(),
+        "variant": variant_of(model.config) or "custom",
+        "scale": str(scale),
+        "input_layout": layout,
+        "output_layout": layout,
+        "input_range": "RGB float in [0, 1]",
+        "output_range": "RGB float, about [0, 1]; clamp before quantising",
+        "precision": precision,
+        "checkpoint": (provenance or {}).get("path", "unknown"),
+        "checkpoint_sha256": (provenance or {}).get("sha256", "unknown"),
+    }
