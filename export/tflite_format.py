@@ -1,7 +1,8 @@
 """TFLite export through litert-torch: NHWC input and output, fp32 or float16 weights.
 
 The NHWC wrapper's edge permutes cancel against the converter's own layout pass, so the file takes
-and returns NHWC tensors without TRANSPOSE ops at its edges. fp16 files store float16 weights
+and returns NHWC tensors without TRANSPOSE ops at its edges, and each pixel shuffle becomes one native
+DEPTH_TO_SPACE (``export/tflite_d2s.py``). fp16 files store float16 weights
 (ai-edge-quantizer's float casting) that are dequantized once when the interpreter loads them.
 """
 
@@ -14,30 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from export.common import DeployHead
 from export.optional import require
+from export.tflite_d2s import NHWCNativeHead
 
 NAME = "tflite"
 SUFFIX = ".tflite"
 LAYOUT = "NHWC"
 
 
-class NHWCHead(nn.Module):
-    def __init__(self, head: DeployHead) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-
-
 def export(head: DeployHead, path: Path, input_size: tuple[int, int], precision: str, metadata: dict) -> Path:
     litert_torch = require("litert_torch")
     sample = torch.rand(1, *input_size, 3)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        edge = litert_torch.convert(NHWCHead(head).eval(), (sample,))
+        edge = litert_torch.convert(NHWCNativeHead(head).eval(), (sample,))
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.tflite"
         edge.export(str(fp32))

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from toolkit.errors import PcarnError
 
@@ -152,6 +153,49 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from export.common import parse_size
+    from export.pipeline import export_all
+    from toolkit.loading import load_any
+
+    model, info = load_any(args.model, quiet=args.json)
+    try:
+        size = parse_size(args.input_size) if args.input_size else None
+    except ValueError as exc:
+        raise PcarnError(str(exc)) from None
+    source = info.get("source") or (info.get("metadata") or {}).get("source") or {}
+    provenance = {"path": info["path"], "variant": info["variant"], "sha256": source.get("sha256", "unknown")}
+    manifest = export_all(
+        model,
+        Path(args.out),
+        formats=args.formats.split(","),
+        scales=list(args.scales),
+        precisions=args.precision.split(","),
+        input_size=size,
+        provenance=provenance,
+        coreml_image_input=args.coreml_image_input,
+        dynamic=args.dynamic,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(manifest))
+    else:
+        print(f"{'file':32} {'bytes':>10}  checks  parity")
+        for e in manifest["files"]:
+            if e["status"] != "ok":
+                print(f"{e['path']:32} {'-':>10}  {e['status']}: {e['reason']}")
+                continue
+            checks = "pass" if all(c["passed"] is not False for c in e["checks"].values()) else "FAIL"
+            parity = e["parity"]
+            value = (
+                f"max abs {parity['max_abs']:.1e}, {parity['psnr_db']:.1f} dB" if parity["ran"] else "static"
+            )
+            verdict = "pass" if parity["passed"] else "FAIL"
+            print(f"{e['path']:32} {e['bytes']:>10,}  {checks:6}  {verdict} ({value})")
+        print(f"manifest: {Path(args.out) / 'manifest.json'}; report: {Path(args.out) / 'report.md'}")
+    return 0 if manifest["all_passed"] else 1
+
+
 def _scale(text: str) -> int:
     try:
         value = int(text)
@@ -236,6 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--name", required=True, choices=["pcarn-m", "pcarn"])
     sh.add_argument("--val", default="skimage")
     sh.set_defaults(func=_cmd_ship)
+
+    ex = sub.add_parser("export", help="export scale heads to ONNX, Core ML and TFLite, checked and compared")
+    ex.add_argument("--model", default="pcarn-m")
+    ex.add_argument("--formats", default="onnx,coreml,tflite")
+    ex.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    ex.add_argument("--precision", default="fp32,fp16")
+    ex.add_argument("--input-size", help="fixed LR input HxW (default: the LR size of a 720p output)")
+    ex.add_argument("--dynamic", action="store_true", help="ONNX: dynamic height and width")
+    ex.add_argument(
+        "--coreml-image-input", action="store_true", help="Core ML: RGB ImageType input scaled 1/255"
+    )
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=_cmd_export)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
     fetch.add_argument("name")

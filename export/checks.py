@@ -1,0 +1,267 @@
+"""Graph checks that read each exported file back (never the exporter's own view of it).
+
+1. grouped convs stay single grouped convs; 2. activations fused where the format fuses them;
+3. one depth-to-space per upsampling stage and no tensor of rank > 4; 4. weight sharing kept
+(unique constant bytes <= 1.05x the head's unique parameter bytes); 5. TFLite ops that XNNPACK
+takes; 6. an op histogram.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.common import DeployHead
+from export.optional import require
+
+WEIGHT_SLACK = 1.05
+# Builtins the XNNPACK delegate takes for float models (its documented operator list, the subset
+# these graphs can contain).
+XNNPACK_OPS = {
+    "ADD",
+    "SUB",
+    "MUL",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEPTH_TO_SPACE",
+    "CONCATENATION",
+    "RELU",
+    "RESHAPE",
+    "TRANSPOSE",
+    "DEQUANTIZE",
+    "PAD",
+    "MEAN",
+    "FULLY_CONNECTED",
+}
+
+
+@dataclass
+class Expectation:
+    """What the PyTorch head says the file must contain."""
+
+    grouped_convs: int
+    groups: int
+    convs: int
+    upsample_stages: int
+    unique_param_count: int
+
+    def weight_bytes(self, precision: str) -> int:
+        return self.unique_param_count * (2 if precision == "fp16" else 4)
+
+
+def expectation(head: DeployHead) -> Expectation:
+    calls: list[torch.nn.Conv2d] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, *_: calls.append(mod))
+        for m in head.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    with torch.no_grad():
+        head(torch.rand(1, 3, 8, 8))
+    for h in hooks:
+        h.remove()
+    return Expectation(
+        grouped_convs=sum(1 for c in calls if c.groups > 1),
+        groups=head.net.config.groups,
+        convs=len(calls),
+        upsample_stages=len(head.net.heads[f"x{head.scale}"].factors),
+        unique_param_count=sum(p.numel() for p in head.parameters()),
+    )
+
+
+@dataclass
+class GraphReport:
+    ops: dict[str, int]
+    checks: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, name: str, passed: bool | None, detail: str) -> None:
+        self.checks[name] = {"passed": passed, "detail": detail}
+
+    @property
+    def passed(self) -> bool:
+        return all(c["passed"] is not False for c in self.checks.values())
+
+
+def _unique_bytes(arrays) -> int:
+    seen: dict[str, int] = {}
+    for array in arrays:
+        data = np.ascontiguousarray(array).tobytes()
+        seen.setdefault(hashlib.sha1(data).hexdigest(), len(data))
+    return sum(seen.values())
+
+
+def _weight_check(report: GraphReport, unique: int, exp: Expectation, precision: str) -> None:
+    limit = WEIGHT_SLACK * exp.weight_bytes(precision)
+    report.add(
+        "weight_sharing",
+        unique <= limit,
+        f"{unique:,} unique constant bytes vs {exp.weight_bytes(precision):,} head parameter bytes "
+        f"({unique / exp.weight_bytes(precision):.3f}x, limit {WEIGHT_SLACK}x)",
+    )
+
+
+def _grouped_check(report: GraphReport, grouped: int, split_ops: int, exp: Expectation) -> None:
+    ok = grouped == exp.grouped_convs and split_ops == 0
+    report.add(
+        "grouped_convs",
+        ok,
+        f"{grouped} grouped convs (groups={exp.groups}), expected "
+        f"{exp.grouped_convs}; {split_ops} split/slice ops",
+    )
+
+
+def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
+    onnx = require("onnx")
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node)
+    report = GraphReport(dict(collections.Counter(n.op_type for n in nodes)))
+    attr = lambda n, k: next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == k), None)  # noqa: E731
+    grouped = sum(1 for n in nodes if n.op_type == "Conv" and (attr(n, "group") or 1) > 1)
+    splits = sum(report.ops.get(op, 0) for op in ("Split", "Slice"))
+    _grouped_check(report, grouped, splits, exp)
+    report.add(
+        "fused_activations",
+        None,
+        f"ONNX has no fused conv activation; {report.ops.get('Relu', 0)} Relu "
+        "nodes that runtimes fuse when they load the graph",
+    )
+    d2s = [n for n in nodes if n.op_type == "DepthToSpace"]
+    modes = {
+        (attr(n, "mode") or b"DCR").decode() if isinstance(attr(n, "mode"), bytes) else attr(n, "mode")
+        for n in d2s
+    }
+    inferred = shape_inference.infer_shapes(model)
+    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    max_rank = max(len(v.type.tensor_type.shape.dim) for v in values)
+    report.add(
+        "pixel_shuffle",
+        len(d2s) == exp.upsample_stages and modes <= {"CRD"} and max_rank <= 4,
+        f"{len(d2s)} DepthToSpace (mode {', '.join(sorted(modes)) or '-'}) for {exp.upsample_stages} "
+        f"stage(s); max tensor rank {max_rank}",
+    )
+    _weight_check(
+        report, _unique_bytes(numpy_helper.to_array(i) for i in model.graph.initializer), exp, precision
+    )
+    return report
+
+
+def _tflite_model(path: Path):
+    schema = require("ai_edge_litert.schema_py_generated")
+    data = path.read_bytes()
+    return schema, schema.ModelT.InitFromPackedBuf(bytearray(data), 0), data
+
+
+def tflite_ops(path: Path) -> list[tuple[str, object]]:
+    schema, model, _ = _tflite_model(path)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = model.operatorCodes
+    sub = model.subgraphs[0]
+    out = []
+    for op in sub.operators:
+        code = codes[op.opcodeIndex]
+        builtin = max(code.builtinCode, getattr(code, "deprecatedBuiltinCode", 0))
+        out.append((names.get(builtin, str(builtin)), op))
+    return out
+
+
+def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
+    schema, model, data = _tflite_model(path)
+    sub = model.subgraphs[0]
+    ops = tflite_ops(path)
+    report = GraphReport(dict(collections.Counter(name for name, _ in ops)))
+    grouped = 0
+    fused = unfused_conv = 0
+    for name, op in ops:
+        if name != "CONV_2D":
+            continue
+        in_channels = sub.tensors[op.inputs[0]].shape[-1]
+        filter_depth = sub.tensors[op.inputs[1]].shape[-1]
+        grouped += filter_depth < in_channels
+        activation = op.builtinOptions.fusedActivationFunction
+        fused += activation != schema.ActivationFunctionType.NONE
+        unfused_conv += activation == schema.ActivationFunctionType.NONE
+    _grouped_check(report, grouped, report.ops.get("SPLIT", 0) + report.ops.get("SLICE", 0), exp)
+    separate = report.ops.get("RELU", 0)
+    report.add(
+        "fused_activations",
+        separate == 0,
+        f"{fused} CONV_2D with a fused RELU, {unfused_conv} without; {separate} separate RELU ops",
+    )
+    max_rank = max(len(t.shape) if t.shape is not None else 0 for t in sub.tensors)
+    d2s = report.ops.get("DEPTH_TO_SPACE", 0)
+    report.add(
+        "pixel_shuffle",
+        d2s == exp.upsample_stages and max_rank <= 4,
+        f"{d2s} DEPTH_TO_SPACE for {exp.upsample_stages} stage(s) "
+        f"({report.ops.get('RESHAPE', 0)} RESHAPE, {report.ops.get('TRANSPOSE', 0)} TRANSPOSE); "
+        f"max tensor rank {max_rank}",
+    )
+    arrays = []
+    for buf in model.buffers:
+        if buf.data is not None and len(buf.data):
+            arrays.append(np.asarray(buf.data))
+        elif getattr(buf, "offset", 0) > 1:
+            arrays.append(np.frombuffer(data[buf.offset : buf.offset + buf.size], np.uint8))
+    metadata_buffers = {m.buffer for m in (model.metadata or [])}
+    arrays = [a for i, a in enumerate(arrays) if i not in metadata_buffers]
+    _weight_check(report, _unique_bytes(arrays), exp, precision)
+    outside = sorted({name for name, _ in ops} - XNNPACK_OPS)
+    report.add(
+        "xnnpack",
+        not outside,
+        "every op is in XNNPACK's supported list"
+        if not outside
+        else f"ops outside XNNPACK's list: {', '.join(outside)}",
+    )
+    return report
+
+
+def coreml_program(path: Path):
+    ct = require("coremltools")
+    model = ct.models.MLModel(str(path), skip_model_load=True)
+    function = model.get_spec().mlProgram.functions["main"]
+    return model, list(function.block_specializations[function.opset].operations)
+
+
+def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
+    ct = require("coremltools")
+    model, operations = coreml_program(path)
+    report = GraphReport(dict(collections.Counter(op.type for op in operations)))
+    weights = ct.optimize.coreml.get_weights_metadata(model, weight_threshold=0)
+    shapes = {
+        op.outputs[0].name: [d.constant.size for d in op.outputs[0].type.tensorType.dimensions]
+        for op in operations
+        if op.outputs
+    }
+    grouped = 0
+    for op in (o for o in operations if o.type == "conv"):
+        weight = weights[op.inputs["weight"].arguments[0].name].val
+        in_channels = shapes.get(op.inputs["x"].arguments[0].name, [0, 0])[1] or weight.shape[1]
+        grouped += weight.shape[1] < in_channels
+    _grouped_check(report, grouped, report.ops.get("split", 0) + report.ops.get("slice_by_index", 0), exp)
+    report.add(
+        "fused_activations",
+        None,
+        f"ML Program keeps {report.ops.get('relu', 0)} relu ops; Core ML fuses "
+        "them when it compiles the model on device",
+    )
+    shuffles = report.ops.get("pixel_shuffle", 0) + report.ops.get("depth_to_space", 0)
+    max_rank = max((len(s) for s in shapes.values()), default=0)
+    report.add(
+        "pixel_shuffle",
+        shuffles == exp.upsample_stages and max_rank <= 4,
+        f"{shuffles} pixel_shuffle for {exp.upsample_stages} stage(s); max tensor rank {max_rank}",
+    )
+    tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
+    _weight_check(report, _unique_bytes(tensors), exp, precision)
+    return report
+
+
+CHECKERS = {"onnx": check_onnx, "tflite": check_tflite, "coreml": check_coreml}

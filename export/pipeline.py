@@ -1,0 +1,203 @@
+"""``pcarn export``: every (format, scale head, precision) file, checked and compared, plus a manifest.
+
+Each format is independent: an exporter that fails or whose optional dependency is missing is
+recorded with its reason and the others still run. ``DIR/manifest.json`` holds one entry per file;
+``DIR/report.md`` is the same as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from tqdm import tqdm
+
+from export import coreml_format, onnx_format, tflite_format
+from export.checks import CHECKERS, expectation
+from export.common import DeployHead, default_input_size, export_metadata
+from export.parity import coreml_static_parity, runtime_parity
+from models import PCARN
+from toolkit.errors import PcarnError
+
+FORMATS = {"onnx": onnx_format, "coreml": coreml_format, "tflite": tflite_format}
+PRECISIONS = ("fp32", "fp16")
+
+
+def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
+    h, w = size[0] * scale, size[1] * scale
+    return [1, 3, h, w] if layout == "NCHW" else [1, h, w, 3]
+
+
+def input_shape(layout: str, size: tuple[int, int]) -> list[int]:
+    return [1, 3, *size] if layout == "NCHW" else [1, *size, 3]
+
+
+def export_all(
+    model: PCARN,
+    out: Path,
+    *,
+    formats: list[str],
+    scales: list[int],
+    precisions: list[str],
+    input_size: tuple[int, int] | None = None,
+    provenance: dict | None = None,
+    coreml_image_input: bool = False,
+    dynamic: bool = False,
+    progress: bool = True,
+) -> dict:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise PcarnError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise PcarnError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
+    missing = [s for s in scales if s not in model.config.scales]
+    if missing:
+        raise PcarnError(f"scale {missing[0]} is not in this checkpoint (it has {list(model.config.scales)})")
+    if input_size is not None and min(input_size) < 1:
+        raise PcarnError(f"impossible input size {input_size}")
+    if out.exists() and not out.is_dir():
+        raise PcarnError(f"--out {out} exists and is not a folder")
+    if not out.parent.is_dir():
+        raise PcarnError(f"output folder's parent does not exist: {out.parent}")
+    out.mkdir(exist_ok=True)
+    jobs = [(f, s, p) for f in formats for s in scales for p in precisions]
+    entries = []
+    onnx_files: dict[tuple[int, str], Path] = {}
+    bar = tqdm(jobs, desc="exporting", unit="file", disable=not progress)
+    for fmt, scale, precision in bar:
+        bar.set_postfix_str(f"{fmt} x{scale} {precision}")
+        entries.append(
+            _one(
+                model,
+                out,
+                fmt,
+                scale,
+                precision,
+                input_size,
+                provenance,
+                coreml_image_input,
+                dynamic,
+                onnx_files,
+            )
+        )
+    manifest = {
+        "model": provenance or {},
+        "files": entries,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    manifest["all_passed"] = all(e.get("status") == "ok" and e.get("passed") for e in entries)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "report.md").write_text(render_report(manifest))
+    return manifest
+
+
+def _one(model, out, fmt, scale, precision, input_size, provenance, image_input, dynamic, onnx_files) -> dict:
+    module = FORMATS[fmt]
+    size = input_size or default_input_size(scale)
+    name = f"{(provenance or {}).get('variant', 'pcarn')}_x{scale}_{precision}{module.SUFFIX}"
+    path = out / name
+    entry = {
+        "format": fmt,
+        "scale": scale,
+        "precision": precision,
+        "path": name,
+        "input_layout": module.LAYOUT,
+        "input_shape": input_shape(module.LAYOUT, size),
+        "output_shape": output_shape(module.LAYOUT, size, scale),
+    }
+    head = DeployHead(model, scale)
+    metadata = export_metadata(model, scale, module.LAYOUT, precision, provenance)
+    started = time.perf_counter()
+    try:
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if fmt == "onnx":
+            module.export(head, path, size, precision, metadata, dynamic=dynamic)
+            onnx_files[(scale, precision)] = path
+        elif fmt == "coreml":
+            module.export(head, path, size, precision, metadata, image_input=image_input)
+        else:
+            module.export(head, path, size, precision, metadata)
+    except PcarnError as exc:
+        return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
+    except Exception as exc:  # one exporter failing must not stop the others
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if "--debug" in sys.argv:
+            traceback.print_exc()
+        return {**entry, "status": "failed", "passed": False, "reason": reason}
+    entry["export_seconds"] = round(time.perf_counter() - started, 2)
+    entry["bytes"] = _size(path)
+    entry["status"] = "ok"
+    exp = expectation(head)
+    graph = CHECKERS[fmt](path, exp, precision)
+    entry["ops"] = graph.ops
+    entry["checks"] = graph.checks
+    if fmt == "coreml" and not module.can_run()[0]:
+        parity = coreml_static_parity(head, path, precision, onnx_files.get((scale, precision)))
+        parity["why_not_run"] = module.can_run()[1]
+    else:
+        parity = runtime_parity(head, module.run, path, size, precision, model)
+    entry["parity"] = parity
+    entry["passed"] = graph.passed and parity["passed"]
+    return entry
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _check_getter(checks: dict, mark: dict):
+    return lambda key: mark[checks[key]["passed"]] if key in checks else "n/a"
+
+
+def render_report(manifest: dict) -> str:
+    lines = [
+        "# Export report",
+        "",
+        f"Model: `{manifest['model'].get('path', '?')}` ({manifest['model'].get('variant', '?')}). "
+        f"All files produced and passed: **{'yes' if manifest['all_passed'] else 'no'}**.",
+        "",
+        "| file | format | scale | precision | input | MB | grouped convs | fused act. | pixel shuffle | "
+        "weights | parity | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    mark = {True: "pass", False: "FAIL", None: "n/a"}
+    for e in manifest["files"]:
+        if e["status"] != "ok":
+            lines.append(
+                f"| {e['path']} | {e['format']} | x{e['scale']} | {e['precision']} | | | | | | | | "
+                f"{e['status']}: {e['reason']} |"
+            )
+            continue
+        get = _check_getter(e["checks"], mark)
+        parity = e["parity"]
+        shape = "x".join(str(v) for v in e["input_shape"])
+        lines.append(
+            f"| {e['path']} | {e['format']} | x{e['scale']} | {e['precision']} | {shape} | "
+            f"{e['bytes'] / 1e6:.2f} | {get('grouped_convs')} | {get('fused_activations')} | "
+            f"{get('pixel_shuffle')} | {get('weight_sharing')} | "
+            f"{mark[parity['passed']]}{'' if parity['ran'] else ' (static)'} | "
+            f"{'pass' if e['passed'] else 'FAIL'} |"
+        )
+    lines += ["", "## Details", ""]
+    for e in manifest["files"]:
+        if e["status"] != "ok":
+            continue
+        lines.append(f"### {e['path']}")
+        for name, check in e["checks"].items():
+            lines.append(f"- {name}: {mark[check['passed']]} — {check['detail']}")
+        parity = e["parity"]
+        lines.append(
+            f"- parity: {mark[parity['passed']]} — {parity['rule']}"
+            + (f" ({parity['why_not_run']})" if "why_not_run" in parity else "")
+        )
+        lines.append(f"- ops: {', '.join(f'{k} {v}' for k, v in sorted(e['ops'].items()))}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
