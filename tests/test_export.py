@@ -1,0 +1,237 @@
+"""pcarn export: every format x head x precision, read back, checked, and compared with PyTorch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import OFFICIAL, deterministic_weights, requires_shared
+
+from export import onnx_format, tflite_format
+from export.pipeline import export_all
+from models import build_model
+from toolkit.checkpoint import save_checkpoint
+from toolkit.errors import PcarnError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory):
+    model = deterministic_weights(build_model("pcarn-test"))
+    out = tmp_path_factory.mktemp("export")
+    manifest = export_all(
+        model,
+        out,
+        formats=["onnx", "coreml", "tflite"],
+        scales=[2, 3, 4],
+        precisions=["fp32", "fp16"],
+        input_size=(12, 16),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+    )
+    return out, manifest
+
+
+def test_every_file_is_produced_checked_and_matches(tiny_manifest):
+    out, manifest = tiny_manifest
+    files = manifest["files"]
+    assert len(files) == 18 and manifest["all_passed"], [
+        (
+            e["path"],
+            e.get("reason"),
+            {k: v for k, v in e.get("checks", {}).items() if v["passed"] is False},
+            e.get("parity", {}).get("rule"),
+        )
+        for e in files
+        if not e["passed"]
+    ]
+    for e in files:
+        assert (out / e["path"]).exists() and e["bytes"] > 0
+        assert set(e) >= {
+            "format",
+            "scale",
+            "precision",
+            "path",
+            "input_layout",
+            "input_shape",
+            "output_shape",
+            "bytes",
+            "checks",
+            "parity",
+            "ops",
+        }
+    tfl = next(e for e in files if e["format"] == "tflite" and e["scale"] == 4)
+    assert tfl["input_layout"] == "NHWC" and tfl["input_shape"] == [1, 12, 16, 3]
+    assert tfl["output_shape"] == [1, 48, 64, 3]
+    assert tfl["ops"]["DEPTH_TO_SPACE"] == 2
+    saved = json.loads((out / "manifest.json").read_text())
+    assert saved["all_passed"] and len(saved["files"]) == 18
+    assert "| pcarn-test_x3_fp16.tflite |" in (out / "report.md").read_text()
+
+
+def test_metadata_in_native_slots(tiny_manifest):
+    import coremltools as ct
+    import onnx
+
+    out, _ = tiny_manifest
+    props = {p.key: p.value for p in onnx.load(str(out / "pcarn-test_x2_fp32.onnx")).metadata_props}
+    assert props["variant"] == "pcarn-test" and props["scale"] == "2" and props["input_layout"] == "NCHW"
+    assert tflite_format.read_metadata(out / "pcarn-test_x3_fp16.tflite")["precision"] == "fp16"
+    meta = ct.models.MLModel(
+        str(out / "pcarn-test_x4_fp32.mlpackage"), skip_model_load=True
+    ).user_defined_metadata
+    assert meta["scale"] == "4" and meta["toolkit_version"]
+
+
+def test_fp16_files_store_half_weights(tiny_manifest):
+    import onnx
+
+    out, manifest = tiny_manifest
+    inits = onnx.load(str(out / "pcarn-test_x4_fp16.onnx")).graph.initializer
+    assert {i.data_type for i in inits if i.data_type in (1, 10)} == {onnx.TensorProto.FLOAT16}
+    for e in manifest["files"]:
+        if e["precision"] == "fp16":  # unique constant bytes within 1.05x of the half-precision parameters
+            assert e["checks"]["weight_sharing"]["passed"], e["checks"]["weight_sharing"]
+
+
+@requires_shared
+def test_authors_pcarn_m_x4_in_all_formats(tmp_path, golden):
+    from toolkit.authors import load_authors_checkpoint
+
+    model, source = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["onnx", "coreml", "tflite"],
+        scales=[4],
+        precisions=["fp32"],
+        input_size=(38, 50),
+        provenance={"variant": "pcarn-m", "path": "PCARN-M-L1.pth"},
+        progress=False,
+    )
+    assert manifest["all_passed"]
+    # the exported files reproduce the authors' golden outputs, not just our PyTorch
+    x = golden["lr"].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+    for name, runner in (
+        ("pcarn-m_x4_fp32.onnx", onnx_format.run),
+        ("pcarn-m_x4_fp32.tflite", tflite_format.run),
+    ):
+        assert np.abs(runner(tmp_path / name, x) - golden["PCARN-M-L1_x4"]).max() <= 1e-4
+    convs = {e["format"]: e["checks"]["grouped_convs"]["detail"] for e in manifest["files"]}
+    assert all(d.startswith("20 grouped convs (groups=4)") for d in convs.values())
+
+
+def test_dense_pcarn_tflite_has_no_transposes(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("pcarn", scales=(4,)).eval()
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["tflite"],
+        scales=[4],
+        precisions=["fp32"],
+        input_size=(10, 12),
+        provenance={"variant": "pcarn"},
+        progress=False,
+    )
+    entry = manifest["files"][0]
+    assert entry["passed"], entry
+    assert (
+        entry["ops"]["DEPTH_TO_SPACE"] == 2
+        and "TRANSPOSE" not in entry["ops"]
+        and "RESHAPE" not in entry["ops"]
+    )
+
+
+def test_missing_exporter_is_reported_and_the_others_complete(tmp_path, monkeypatch):
+    import export.optional as optional
+
+    real = optional.importlib.import_module
+
+    def fake(name, *args):
+        if name.startswith("coremltools"):
+            raise ImportError("No module named 'coremltools'")
+        return real(name, *args)
+
+    monkeypatch.setattr(optional.importlib, "import_module", fake)
+    model = deterministic_weights(build_model("pcarn-test"))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["coreml", "onnx"],
+        scales=[2],
+        precisions=["fp32"],
+        input_size=(8, 8),
+        provenance={"variant": "pcarn-test"},
+        progress=False,
+    )
+    coreml, onnx_entry = manifest["files"]
+    assert coreml["status"] == "unavailable" and "pcarn-toolkit[coreml]" in coreml["reason"]
+    assert onnx_entry["passed"] and not manifest["all_passed"]
+
+
+def test_dynamic_onnx_runs_at_several_sizes(tmp_path):
+    model = deterministic_weights(build_model("pcarn-test"))
+    export_all(
+        model,
+        tmp_path,
+        formats=["onnx"],
+        scales=[3],
+        precisions=["fp32"],
+        input_size=(8, 8),
+        provenance={"variant": "pcarn-test"},
+        dynamic=True,
+        progress=False,
+    )
+    for h, w in ((8, 8), (13, 21), (30, 17)):
+        x = np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x), 3).numpy()
+        assert np.abs(onnx_format.run(tmp_path / "pcarn-test_x3_fp32.onnx", x) - expected).max() <= 1e-4
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    model = build_model("pcarn-test", scales=(2,))
+    with pytest.raises(PcarnError, match="unknown format 'gguf'"):
+        export_all(model, tmp_path, formats=["gguf"], scales=[2], precisions=["fp32"])
+    with pytest.raises(PcarnError, match="scale 4 is not in this checkpoint"):
+        export_all(model, tmp_path, formats=["onnx"], scales=[4], precisions=["fp32"])
+    with pytest.raises(PcarnError, match="unknown precision 'int8'"):
+        export_all(model, tmp_path, formats=["onnx"], scales=[2], precisions=["int8"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scales", "2", "--formats", "onnx,gguf"], "unknown format 'gguf'"),
+        (
+            ["--scales", "2", "--model", "x2only.safetensors", "--input-size", "0x4"],
+            "input size must be positive",
+        ),
+        (["--scales", "3", "--model", "x2only.safetensors"], "scale 3 is not in this checkpoint"),
+        (["--scales", "2", "--out", "missing/deeper/out"], "output folder's parent does not exist"),
+    ],
+)
+def test_cli_bad_input_is_one_line(tmp_path, args, message):
+    save_checkpoint(build_model("pcarn-test", scales=(2,)), tmp_path / "x2only.safetensors")
+    if "--model" not in args:
+        args = [*args, "--model", "x2only.safetensors"]
+    if "--out" not in args:
+        args = [*args, "--out", "exported"]
+    result = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "export", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
