@@ -9,7 +9,12 @@ and fold only the exit side.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -84,3 +89,30 @@ def export_metadata(model: PCARN, scale: int, layout: str, precision: str, prove
         "checkpoint": (provenance or {}).get("path", "unknown"),
         "checkpoint_sha256": (provenance or {}).get("sha256", "unknown"),
     }
+
+
+@contextlib.contextmanager
+def native_output_captured() -> Iterator[None]:
+    """Silence converters' C++ and Python chatter (it goes straight to fds 1 and 2); on failure, replay it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed and os.environ.get("PCARN_DEBUG"):
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace")[-4000:])

@@ -8,8 +8,8 @@ recorded with its reason and the others still run. ``DIR/manifest.json`` holds o
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from export import coreml_format, onnx_format, tflite_format
 from export.checks import CHECKERS, expectation
-from export.common import DeployHead, default_input_size, export_metadata
+from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.parity import coreml_static_parity, runtime_parity
 from models import PCARN
 from toolkit.errors import PcarnError
@@ -116,29 +116,33 @@ def _one(model, out, fmt, scale, precision, input_size, provenance, image_input,
     try:
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+        with native_output_captured():
+            if fmt == "onnx":
+                module.export(head, path, size, precision, metadata, dynamic=dynamic)
+            elif fmt == "coreml":
+                module.export(head, path, size, precision, metadata, image_input=image_input)
+            else:
+                module.export(head, path, size, precision, metadata)
         if fmt == "onnx":
-            module.export(head, path, size, precision, metadata, dynamic=dynamic)
             onnx_files[(scale, precision)] = path
-        elif fmt == "coreml":
-            module.export(head, path, size, precision, metadata, image_input=image_input)
-        else:
-            module.export(head, path, size, precision, metadata)
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
     except Exception as exc:  # one exporter failing must not stop the others
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if "--debug" in sys.argv:
+        if os.environ.get("PCARN_DEBUG"):
             traceback.print_exc()
         return {**entry, "status": "failed", "passed": False, "reason": reason}
     entry["export_seconds"] = round(time.perf_counter() - started, 2)
     entry["bytes"] = _size(path)
     entry["status"] = "ok"
     exp = expectation(head)
-    graph = CHECKERS[fmt](path, exp, precision)
+    with native_output_captured():
+        graph = CHECKERS[fmt](path, exp, precision)
     entry["ops"] = graph.ops
     entry["checks"] = graph.checks
     if fmt == "coreml" and not module.can_run()[0]:
-        parity = coreml_static_parity(head, path, precision, onnx_files.get((scale, precision)))
+        with native_output_captured():
+            parity = coreml_static_parity(head, path, precision, onnx_files.get((scale, precision)))
         parity["why_not_run"] = module.can_run()[1]
     else:
         parity = runtime_parity(head, module.run, path, size, precision, model)
