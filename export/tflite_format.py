@@ -38,6 +38,14 @@ def export(head: DeployHead, path: Path, input_size: tuple[int, int], precision:
     return path
 
 
+def export_plain(head: DeployHead, path: Path, input_size: tuple[int, int]) -> Path:
+    """fp32 file with native depth-to-space and no metadata, for timing."""
+    litert_torch = require("litert_torch")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        litert_torch.convert(NHWCNativeHead(head).eval(), (torch.rand(1, *input_size, 3),)).export(str(path))
+    return path
+
+
 def _float16_weights(src: Path, dst: Path) -> bytes:
     quantizer = require("ai_edge_quantizer.quantizer")
     recipe = require("ai_edge_quantizer.recipe")

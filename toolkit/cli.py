@@ -196,6 +196,59 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if manifest["all_passed"] else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench import run_bench
+    from benchmarks.report import table, write_report
+    from export.common import parse_size
+
+    try:
+        size = parse_size(args.input_size) if args.input_size else None
+    except ValueError as exc:
+        raise PcarnError(str(exc)) from None
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.exists():
+            raise PcarnError(f"file not found: {f}")
+    report = run_bench(
+        variants=args.variants.split(","),
+        scales=list(args.scales),
+        runtimes=args.runtimes.split(","),
+        threads=args.threads,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        peers=[p for p in args.peers.split(",") if p],
+        files=files or None,
+        input_size=size,
+    )
+    command = "pcarn " + " ".join(sys.argv[1:])
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
+    if args.report:
+        paths = write_report(report, Path(args.report), command)
+        print(f"report: {paths['report']}")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from benchmarks.deploy import deploy
+
+    summary = deploy(
+        args.models.split(","),
+        Path(args.out),
+        scales=list(args.scales),
+        threads=args.threads,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
+    for name, m in summary["models"].items():
+        print(
+            f"{name}: {m['files']} files, checks and parity {'all passed' if m['all_passed'] else 'FAILED'}"
+        )
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0 if summary["all_passed"] else 1
+
+
 def _scale(text: str) -> int:
     try:
         value = int(text)
@@ -294,6 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=_cmd_export)
+
+    be = sub.add_parser(
+        "bench", help="CPU latency at 720p across runtimes, the machine ceiling, the paper's claims"
+    )
+    be.add_argument("files", nargs="*", help="exported files to time instead of the variants")
+    be.add_argument("--variants", default="pcarn,pcarn-m")
+    be.add_argument("--peers", default="srresnet", help="comma list from srresnet,rrdbnet ('' for none)")
+    be.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    be.add_argument("--runtimes", default="torch,torch-cl,onnx,tflite,coreml")
+    be.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    be.add_argument("--repeats", type=int, default=5)
+    be.add_argument("--warmup", type=int, default=1)
+    be.add_argument("--input-size", help="LR HxW instead of the 720p-output size")
+    be.add_argument("--json", help="write the results as JSON here")
+    be.add_argument("--report", help="write report.md and the plot into this folder")
+    be.set_defaults(func=_cmd_bench)
+
+    de = sub.add_parser("deploy", help="export the shipped models everywhere, check, compare and time them")
+    de.add_argument("--models", default="pcarn-m,pcarn")
+    de.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    de.add_argument("--out", default="deploy")
+    de.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    de.add_argument("--repeats", type=int, default=3)
+    de.add_argument("--warmup", type=int, default=1)
+    de.set_defaults(func=_cmd_deploy)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
     fetch.add_argument("name")

@@ -1,0 +1,123 @@
+"""One timed case in its own process, so its peak memory and thread settings are its own.
+
+``python -m benchmarks.case '{"model": "pcarn-m", "scale": 4, "runtime": "onnx", ...}'`` prints one JSON
+result line. ``model`` is a preset name, a peer name, ``ceiling-gemm`` / ``ceiling-conv``, or a file.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmarks.multadds import multadds_for_lr_size
+from benchmarks.peers import PEERS
+from benchmarks.runtimes import Unavailable, prepare
+from models import PRESETS, build_model
+
+CONV_SIZE = (180, 320)  # the ceiling conv: 64 -> 64 channels, 3x3, at 320x180
+GEMM_N = 2048
+
+
+class ConvOnly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(64, 64, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _timed(run, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _stats(times: list[float]) -> dict:
+    ordered = sorted(times)
+    return {
+        "median_s": statistics.median(ordered),
+        "min_s": ordered[0],
+        "p90_s": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
+        "repeats": len(ordered),
+    }
+
+
+def run_case(spec: dict) -> dict:
+    threads, warmup, repeats = spec["threads"], spec["warmup"], spec["repeats"]
+    torch.set_num_threads(threads)
+    name, runtime = spec["model"], spec["runtime"]
+    result = {**spec}
+    try:
+        if name == "ceiling-gemm":
+            if runtime != "torch":
+                raise Unavailable("the GEMM ceiling is measured with torch.matmul")
+            a, b = torch.rand(GEMM_N, GEMM_N), torch.rand(GEMM_N, GEMM_N)
+            run, macs = (lambda: torch.matmul(a, b)), GEMM_N**3
+        elif name == "ceiling-conv":
+            conv = ConvOnly().eval()
+            size = CONV_SIZE
+            macs = 64 * 64 * 9 * size[0] * size[1]
+            if runtime in ("torch", "torch-cl"):
+                fmt = torch.channels_last if runtime == "torch-cl" else torch.contiguous_format
+                conv = conv.to(memory_format=fmt)
+                x = torch.rand(1, 64, *size).contiguous(memory_format=fmt)
+
+                def run():
+                    with torch.inference_mode():
+                        conv(x)
+            else:
+                run = _prepare_conv(runtime, conv, size, threads)
+        else:
+            scale = spec["scale"]
+            size = tuple(spec["input_size"])
+            if name in PRESETS:
+                model = build_model(name).eval()
+            elif name in PEERS:
+                torch.manual_seed(0)
+                model = PEERS[name](scale).eval()
+            else:
+                raise Unavailable(f"unknown model {name!r}")
+            target = Path(spec["file"]) if spec.get("file") else model
+            run = prepare(runtime, target, scale, size, threads)
+            macs = multadds_for_lr_size(model, scale, size)
+            result["params"] = sum(p.numel() for p in model.parameters())
+        times = _timed(run, warmup, repeats)
+    except Unavailable as exc:
+        return {**result, "status": "unavailable", "reason": str(exc)}
+    result.update(_stats(times))
+    result["multadds"] = int(macs)
+    result["macs_per_s"] = macs / result["median_s"]
+    result["images_per_s"] = 1.0 / result["median_s"]
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["status"] = "ok"
+    return result
+
+
+def _prepare_conv(runtime: str, conv: nn.Module, size, threads: int):
+    import tempfile
+
+    from benchmarks.runtimes import prepare_onnx, prepare_tflite
+
+    workdir = Path(tempfile.mkdtemp(prefix="pcarn-ceiling-"))
+    if runtime == "onnx":
+        return prepare_onnx(conv, 1, size, threads, workdir, in_channels=64)
+    if runtime == "tflite":
+        return prepare_tflite(conv, 1, size, threads, workdir, in_channels=64)
+    raise Unavailable(f"no ceiling conv for runtime {runtime}")
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_case(json.loads(sys.argv[1]))))

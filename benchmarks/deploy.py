@@ -1,0 +1,98 @@
+"""``pcarn deploy``: the shipped models, exported to every format, head and precision, checked,
+compared with PyTorch and timed, in one report folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.bench import run_bench
+from benchmarks.report import plot, table
+from export.pipeline import export_all
+from toolkit.errors import PcarnError
+from toolkit.loading import load_any
+
+
+def deploy(
+    models: list[str],
+    out: Path,
+    *,
+    scales: list[int],
+    threads: int,
+    repeats: int,
+    warmup: int,
+    input_size: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"models": {}, "bench": None}
+    files: list[Path] = []
+    for name in models:
+        try:
+            model, info = load_any(name, quiet=not progress)
+        except PcarnError as exc:
+            summary["models"][name] = {"all_passed": False, "files": 0, "note": f"not loaded: {exc}"}
+            continue
+        source = info.get("source") or (info.get("metadata") or {}).get("source") or {}
+        provenance = {
+            "path": info["path"],
+            "variant": info["variant"],
+            "sha256": source.get("sha256", "unknown"),
+        }
+        folder = Path(name).stem if Path(name).suffix else name
+        manifest = export_all(
+            model,
+            out / folder,
+            formats=["onnx", "coreml", "tflite"],
+            scales=scales,
+            precisions=["fp32", "fp16"],
+            input_size=input_size,
+            provenance=provenance,
+            progress=progress,
+        )
+        summary["models"][name] = {
+            "all_passed": manifest["all_passed"],
+            "files": len(manifest["files"]),
+            "note": info.get("note"),
+            "folder": folder,
+        }
+        files += [
+            out / folder / e["path"]
+            for e in manifest["files"]
+            if e["status"] == "ok" and e["format"] in ("onnx", "tflite")
+        ]
+    bench = run_bench(
+        variants=[],
+        scales=scales,
+        runtimes=["onnx", "tflite"],
+        threads=threads,
+        repeats=repeats,
+        warmup=warmup,
+        peers=[],
+        files=files,
+        progress=progress,
+    )
+    summary["bench"] = bench
+    (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")
+    plot(bench, out / "latency_vs_multadds.png")
+    lines = ["# Deployment report", ""]
+    for name, m in summary["models"].items():
+        lines.append(
+            f"- `{name}`: {m['files']} files, all checks and parities passed: "
+            f"**{'yes' if m['all_passed'] else 'no'}** (details: `{m.get('folder', name)}/report.md`)"
+            + (f" — {m['note']}" if m.get("note") else "")
+        )
+    lines += [
+        "",
+        "## Latency of the exported files",
+        "",
+        "```",
+        table(bench),
+        "```",
+        "",
+        "![latency vs MultAdds](latency_vs_multadds.png)",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+    summary["all_passed"] = all(m["all_passed"] for m in summary["models"].values())
+    return summary

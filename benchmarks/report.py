@@ -1,0 +1,117 @@
+"""Human outputs of a benchmark run: a terminal table, ``report.md`` and a latency-vs-MultAdds plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def table(report: dict) -> str:
+    m = report["machine"]
+    ceiling = m["ceiling_macs_per_s"]
+    lines = [
+        f"CPU: {m['cpu']} ({m['cores']} cores, {m['threads']} threads); ceiling "
+        f"{ceiling / 1e9:.1f} GMAC/s ({m['ceiling_source']})"
+        if ceiling
+        else "ceiling: not measured",
+        f"{'model':10} {'scale':>5} {'runtime':9} {'median s':>9} {'min s':>8} {'p90 s':>8} {'GMAC':>7} "
+        f"{'GMAC/s':>7} {'eff.':>5} {'RSS MB':>7}",
+    ]
+    for r in sorted(report["rows"], key=lambda r: (r["scale"], r["model"], r["runtime"])):
+        eff = f"{100 * r['efficiency']:4.0f}%" if r.get("efficiency") is not None else "   - "
+        lines.append(
+            f"{r['model']:10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r['median_s']:9.3f} "
+            f"{r['min_s']:8.3f} {r['p90_s']:8.3f} {r['multadds'] / 1e9:7.1f} {r['macs_per_s'] / 1e9:7.1f} "
+            f"{eff} {r['peak_rss_mb']:7.0f}"
+        )
+    for u in report["unavailable"]:
+        lines.append(
+            f"{u['model']:10} {'x' + str(u.get('scale', '-')):>5} {u['runtime']:9} {u['status']}: "
+            f"{u.get('reason', '')}"
+        )
+    lines.append("")
+    lines.append("claims:")
+    for c in report["claims"]:
+        verdict = {True: "holds", False: "does not hold", None: "-"}[c["holds"]]
+        target = f"; target {c['target']}: {'met' if c['target_met'] else 'missed'}" if "target" in c else ""
+        lines.append(f"  {c['claim']}: paper {c['paper']}, ours {c['ours']} -> {verdict}{target}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> Path | None:
+    """Latency against MultAdds, one bubble per (model, scale, runtime), bubble area ~ parameters."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    runtimes = sorted({r["runtime"] for r in report["rows"]})
+    colors = dict(zip(runtimes, plt.cm.tab10.colors, strict=False))
+    for r in report["rows"]:
+        ax.scatter(
+            r["multadds"] / 1e9,
+            r["median_s"],
+            s=max(20, r.get("params", 1e5) / 2e4),
+            alpha=0.55,
+            color=colors[r["runtime"]],
+            edgecolors="black",
+            linewidths=0.5,
+        )
+        ax.annotate(
+            f"{r['model']} x{r['scale']}",
+            (r["multadds"] / 1e9, r["median_s"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    for rt, color in colors.items():
+        ax.scatter([], [], color=color, label=rt)
+    ceiling = report["machine"]["ceiling_macs_per_s"]
+    if ceiling:
+        xs = [r["multadds"] / 1e9 for r in report["rows"]]
+        if xs:
+            lo, hi = min(xs), max(xs)
+            ax.plot([lo, hi], [lo * 1e9 / ceiling, hi * 1e9 / ceiling], "k--", lw=0.8, label="at the ceiling")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MultAdds per image (G), 720p output")
+    ax.set_ylabel("median latency (s)")
+    ax.set_title(
+        f"Latency vs MultAdds on {report['machine']['cpu']} ({report['machine']['threads']} threads)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, folder: Path, command: str) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": folder / "bench.json",
+        "report": folder / "report.md",
+        "plot": folder / "latency_vs_multadds.png",
+    }
+    paths["json"].write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
+    plot(report, paths["plot"])
+    body = [
+        "# Benchmark report",
+        "",
+        f"Command: `{command}`",
+        "",
+        "```",
+        table(report),
+        "```",
+        "",
+        f"![latency vs MultAdds]({paths['plot'].name})",
+        "",
+        "Peers (SRResNet, RRDBNet) use random weights: latency does not depend on the values.",
+        "",
+    ]
+    paths["report"].write_text("\n".join(body))
+    return paths

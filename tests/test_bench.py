@@ -1,0 +1,107 @@
+"""pcarn bench / deploy: real timings on tiny inputs, the ceiling, efficiency, claims, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.bench import claims, run_bench
+from benchmarks.multadds import multadds_at_hr
+from benchmarks.peers import PEERS
+from benchmarks.report import write_report
+from models import build_model
+from toolkit.checkpoint import save_checkpoint
+
+
+def test_peers_match_their_papers():
+    srresnet = PEERS["srresnet"](4)
+    assert sum(p.numel() for p in srresnet.parameters()) == pytest.approx(1.5e6, rel=0.04)
+    assert multadds_at_hr(srresnet, 4) / 1e9 == pytest.approx(127.8, abs=0.1)
+    rrdb = PEERS["rrdbnet"](4)
+    assert sum(p.numel() for p in rrdb.parameters()) == pytest.approx(16.7e6, rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    return run_bench(
+        variants=["pcarn-test"],
+        scales=[4],
+        runtimes=["torch", "onnx", "coreml"],
+        threads=1,
+        repeats=2,
+        warmup=1,
+        peers=["srresnet"],
+        input_size=(8, 10),
+        progress=False,
+    )
+
+
+def test_bench_rows_ceiling_and_efficiency(small_run):
+    machine = small_run["machine"]
+    assert machine["ceiling_macs_per_s"] > 0 and machine["cores"] >= 1 and machine["cpu"]
+    rows = small_run["rows"]
+    assert {(r["model"], r["runtime"]) for r in rows} == {
+        (m, rt) for m in ("pcarn-test", "srresnet") for rt in ("torch", "onnx")
+    }
+    for r in rows:
+        assert r["min_s"] <= r["median_s"] <= r["p90_s"]
+        assert r["multadds"] > 0 and r["params"] > 0 and r["threads"] == 1 and r["peak_rss_mb"] > 0
+        assert r["efficiency"] == pytest.approx(r["multadds"] / r["median_s"] / machine["ceiling_macs_per_s"])
+    coreml = [u for u in small_run["unavailable"] if u["runtime"] == "coreml"]
+    assert coreml and all("macOS" in u["reason"] for u in coreml)
+
+
+def test_report_files(small_run, tmp_path):
+    paths = write_report(small_run, tmp_path, "pcarn bench --test")
+    data = json.loads(paths["json"].read_text())
+    assert data["command"] == "pcarn bench --test" and data["rows"]
+    assert paths["plot"].stat().st_size > 1000
+    assert "claims" in paths["report"].read_text()
+
+
+def test_claims_from_rows():
+    def row(model, runtime, seconds, multadds):
+        return {
+            "model": model,
+            "scale": 4,
+            "runtime": runtime,
+            "precision": "fp32",
+            "median_s": seconds,
+            "multadds": multadds,
+            "efficiency": 0.6,
+            "input_size": [180, 320],
+        }
+
+    rows = [
+        row("pcarn", "onnx", 2.0, 90.9e9),
+        row("pcarn-m", "onnx", 1.0, 32.5e9),
+        row("srresnet", "onnx", 3.0, 127.8e9),
+    ]
+    table = {c["claim"]: c for c in claims(rows)}
+    speed = table["PCARN-M faster than PCARN on onnx (x4)"]
+    assert speed["holds"] and speed["ours"] == "2.00x" and speed["target_met"]
+    assert table["PCARN faster than SRResNet on CPU (x4, best runtime each)"]["holds"]
+    assert table["PCARN-M the fastest of all on CPU (x4)"]["holds"]
+    assert not table["pcarn efficiency on its best runtime (onnx, x4)"]["target_met"]
+
+
+def test_deploy_on_a_tiny_checkpoint(tmp_path):
+    from benchmarks.deploy import deploy
+
+    save_checkpoint(build_model("pcarn-test", scales=(2,)), tmp_path / "tiny.safetensors")
+    summary = deploy(
+        [str(tmp_path / "tiny.safetensors")],
+        tmp_path / "out",
+        scales=[2],
+        threads=1,
+        repeats=1,
+        warmup=0,
+        input_size=(8, 8),
+        progress=False,
+    )
+    assert summary["all_passed"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "6 files" in report and "Latency of the exported files" in report
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite"}
