@@ -235,3 +235,23 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_coreml_image_input_option(tmp_path):
+    import coremltools as ct
+
+    model = deterministic_weights(build_model("pcarn-test"))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["coreml"],
+        scales=[2],
+        precisions=["fp32"],
+        input_size=(8, 8),
+        provenance={"variant": "pcarn-test"},
+        coreml_image_input=True,
+        progress=False,
+    )
+    assert manifest["all_passed"]
+    spec = ct.models.MLModel(str(tmp_path / "pcarn-test_x2_fp32.mlpackage"), skip_model_load=True).get_spec()
+    assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
