@@ -41,18 +41,7 @@ class DeployHead(nn.Module):
         self.register_buffer("input_mean", self.net.rgb_mean.clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        h0 = net.entry(x - self.input_mean)
-        features = _cascade(net, h0)
-        if net.config.global_residual:
-            features = features + h0
-        return net.exit(net.heads[f"x{self.scale}"](features))
-
-
-def _cascade(net: PCARN, h0: torch.Tensor) -> torch.Tensor:
-    from models.pcarn import cascade
-
-    return cascade(h0, net.blocks, net.fusions, net.config.fusion_relu)
+        return self.net.exit(self.net.heads[f"x{self.scale}"](self.net.trunk(x - self.input_mean)))
 
 
 def head_parameter_count(model: PCARN, scale: int) -> int:

@@ -117,14 +117,7 @@ class NHWCNativeHead(nn.Module):
         )
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        from models.pcarn import cascade
-
-        net = self.net
-        h0 = net.entry(x_nhwc.permute(0, 3, 1, 2) - self.input_mean)
-        features = cascade(h0, net.blocks, net.fusions, net.config.fusion_relu)
-        if net.config.global_residual:
-            features = features + h0
-        y = features.permute(0, 2, 3, 1)
+        y = self.net.trunk(x_nhwc.permute(0, 3, 1, 2) - self.input_mean).permute(0, 2, 3, 1)
         for stage in self.stages:
             y = stage(y)
-        return net.exit(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.net.exit(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

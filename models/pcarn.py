@@ -180,11 +180,16 @@ class PCARN(nn.Module):
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         """Map an RGB batch in [0, 1] (N, 3, H, W) to (N, 3, scale*H, scale*W); not clamped."""
         head = self.heads[self.head_name(scale)]
-        h0 = self.entry(x - self.rgb_mean)
+        return self.exit(head(self.trunk(x - self.rgb_mean))) + self.rgb_mean
+
+    def trunk(self, x_centered: torch.Tensor) -> torch.Tensor:
+        """Entry conv, global cascade of blocks and the global residual O = H^B + H^0 (section 3.1).
+
+        Takes the mean-subtracted image; shared by forward() and the exporters' single-head graphs.
+        """
+        h0 = self.entry(x_centered)
         features = cascade(h0, self.blocks, self.fusions, self.config.fusion_relu)
-        if self.config.global_residual:
-            features = features + h0
-        return self.exit(head(features)) + self.rgb_mean
+        return features + h0 if self.config.global_residual else features
 
     def head_name(self, scale: int) -> str:
         if scale not in self.config.scales:
