@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from models import PCARN, count_parameters, variant_of
+from models import PCARN, variant_of
 from toolkit.provenance import toolkit_version
 
 HD_720P = (720, 1280)
@@ -42,10 +42,6 @@ class DeployHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.exit(self.net.heads[f"x{self.scale}"](self.net.trunk(x - self.input_mean)))
-
-
-def head_parameter_count(model: PCARN, scale: int) -> int:
-    return count_parameters(DeployHead(model, scale).net)
 
 
 def default_input_size(scale: int, output: tuple[int, int] = HD_720P) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from models import PCARN
-from toolkit.images import compose, decode, read_image, to_uint8, upscale_alpha
+from toolkit.images import DecodedImage, compose, decode, read_image, to_uint8, upscale_alpha
 from toolkit.inference import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_rgb
 from toolkit.loading import load_model
 
@@ -25,7 +25,20 @@ def upscale(
     """Super-resolve a Pillow image or an image file; alpha is upscaled bicubic and re-attached."""
     net = model if isinstance(model, PCARN) else load_model(model)
     decoded = read_image(image) if isinstance(image, (str, os.PathLike)) else decode(image)
-    rgb = upscale_rgb(net, decoded.rgb, scale, tile=tile, overlap=overlap, progress=progress)
+    return upscale_decoded(decoded, scale, net, tile=tile, overlap=overlap, progress=progress)
+
+
+def upscale_decoded(
+    decoded: DecodedImage,
+    scale: int,
+    model: PCARN,
+    *,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    progress: bool = False,
+) -> Image.Image:
+    """The network on RGB, bicubic on alpha, back in the input's colour kind (8-bit, rounded)."""
+    rgb = upscale_rgb(model, decoded.rgb, scale, tile=tile, overlap=overlap, progress=progress)
     alpha = None if decoded.alpha is None else to_uint8(upscale_alpha(decoded.alpha, scale))
     return compose(rgb, alpha, decoded.gray)
 
@@ -36,4 +49,4 @@ def upscale_array(rgb: np.ndarray, scale: int, model: PCARN | str = "pcarn-m", *
     return upscale_rgb(net, rgb, scale, **options)
 
 
-__all__ = ["load_model", "upscale", "upscale_array"]
+__all__ = ["load_model", "upscale", "upscale_array", "upscale_decoded"]

@@ -39,9 +39,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    from toolkit.api import upscale_decoded
     from toolkit.atomic import check_output_folder
-    from toolkit.images import compose, output_format, read_image, to_uint8, upscale_alpha, write_image
-    from toolkit.inference import upscale_rgb
+    from toolkit.images import output_format, read_image, write_image
     from toolkit.loading import check_variant, load_any
 
     output_format(args.output)  # fail on a bad destination before any heavy work
@@ -54,11 +54,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
             f"scale {args.scale} is not supported by this model; choose from {list(model.config.scales)}"
         )
     start = time.perf_counter()
-    rgb = upscale_rgb(
-        model, decoded.rgb, args.scale, tile=args.tile, overlap=args.tile_overlap, progress=not args.quiet
+    image = upscale_decoded(
+        decoded, args.scale, model, tile=args.tile, overlap=args.tile_overlap, progress=not args.quiet
     )
-    alpha = None if decoded.alpha is None else to_uint8(upscale_alpha(decoded.alpha, args.scale))
-    path = write_image(compose(rgb, alpha, decoded.gray), args.output)
+    path = write_image(image, args.output)
     if not args.quiet:
         h, w = decoded.rgb.shape[:2]
         seconds = time.perf_counter() - start
