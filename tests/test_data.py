@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toolkit.data import PatchCache, StepBatches, bicubic_downscale, discover
+from toolkit.data import PatchCache, StepBatches, bicubic_downscale, discover, fit_long_side, lr_detail
 from toolkit.errors import PcarnError
 
 
@@ -83,3 +83,34 @@ def test_no_data_is_a_clear_error(tmp_path):
         discover(tmp_path / "empty", (2,))
     with pytest.raises(PcarnError, match="data folder not found"):
         discover(tmp_path / "missing", (2,))
+
+
+def test_hr_max_side_shrinks_large_photos_once_and_regenerates_their_lr(tmp_path):
+    hr_dir = write_photos(tmp_path / "DIV2K_train_HR", 1, size=(96, 64))
+    lr_dir = tmp_path / "DIV2K_train_LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    Image.fromarray(np.full((32, 48, 3), 7, np.uint8)).save(lr_dir / "photo0x2.png")
+    cache = PatchCache(discover(tmp_path, (2,)), (2,), 8, tmp_path / "cache", progress=False, hr_max_side=48)
+    hr_file, lr_file = cache.entries[2][0]
+    hr = np.load(hr_file)
+    assert hr.shape == (32, 48, 3)
+    full = np.asarray(Image.open(hr_dir / "photo0.png"))
+    assert np.array_equal(hr, fit_long_side(full, 48))
+    # the official LR belongs to the full-size HR, so a shrunk HR gets its own bicubic LR
+    assert np.array_equal(np.load(lr_file), bicubic_downscale(hr, 2))
+    assert fit_long_side(full, 200) is full
+
+
+def test_min_detail_redraws_flat_crops(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    flat = np.full((64, 128, 3), 90, np.uint8)
+    flat[:, 64:] = np.random.default_rng(0).integers(0, 255, (64, 64, 3))  # right half: pure texture
+    Image.fromarray(flat).save(folder / "half.png")
+    plain = PatchCache(discover(folder, (2,)), (2,), 8, tmp_path / "c0", progress=False)
+    picky = PatchCache(discover(folder, (2,)), (2,), 8, tmp_path / "c1", progress=False, min_detail=4)
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    plain_flat = sum(lr_detail(plain.sample(rng_a, 2)[0]) < 1 for _ in range(200))
+    picky_flat = sum(lr_detail(picky.sample(rng_b, 2)[0]) < 1 for _ in range(200))
+    assert plain_flat > 60  # about a third of random crops land in the flat half
+    assert picky_flat <= 2  # eight tries leave a flat crop with probability (1/3)^8

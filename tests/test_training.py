@@ -178,6 +178,13 @@ def test_existing_run_and_changed_options_are_refused(photos, tmp_path):
         train(options(photos, out, steps=2))
     with pytest.raises(PcarnError, match="cannot resume: --batch"):
         train(options(photos, out, steps=4, batch=3, resume=True))
+    with pytest.raises(PcarnError, match="cannot resume: --min-detail"):
+        train(options(photos, out, steps=4, min_detail=3.0, resume=True))
+
+
+def test_hr_max_side_must_leave_room_for_a_patch(photos, tmp_path):
+    with pytest.raises(PcarnError, match="at least 32"):
+        options(photos, tmp_path / "run", hr_max_side=20, scales=(2, 4))
 
 
 def test_torchrun_two_cpu_processes(photos, tmp_path):

@@ -300,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=10_000)
     tr.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
     tr.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
+    tr.add_argument(
+        "--hr-max-side",
+        type=int,
+        help="shrink HR photos larger than this (long side, px) once before caching: denser detail "
+        "per patch for camera-size photos (not for DIV2K's official LR files)",
+    )
+    tr.add_argument(
+        "--min-detail",
+        type=float,
+        default=0.0,
+        help="redraw LR crops flatter than this (mean abs neighbour difference, 8-bit levels; "
+        "0 = off, 4 suits wallpaper-like photos)",
+    )
     tr.add_argument("--scales", type=_scales, default=(2, 3, 4), help="e.g. 2,3,4")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, curves.png)")
     tr.add_argument("--init", help="start from this checkpoint (required for --stage gan)")

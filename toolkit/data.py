@@ -74,6 +74,20 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(Image.fromarray(hr).resize((w // scale, h // scale), Image.Resampling.BICUBIC))
 
 
+def fit_long_side(hr: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink ``hr`` (antialiased bicubic) so its long side is at most ``max_side``.
+
+    Camera photos and wallpapers hold far less detail per pixel than DIV2K or the benchmark photos;
+    shrinking them once densifies the detail every training patch sees.
+    """
+    h, w = hr.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return hr
+    ratio = max_side / max(h, w)
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return np.asarray(Image.fromarray(hr).resize(size, Image.Resampling.BICUBIC))
+
+
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     h, w = lr.shape[:2]
     return np.asarray(Image.fromarray(lr).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
@@ -91,27 +105,38 @@ class PatchCache:
     """Memory-mapped uint8 HR/LR arrays, built once per (image, scale) under ``folder``."""
 
     def __init__(
-        self, pairs: list[Pair], scales: tuple[int, ...], patch: int, folder: Path, progress: bool = True
+        self,
+        pairs: list[Pair],
+        scales: tuple[int, ...],
+        patch: int,
+        folder: Path,
+        progress: bool = True,
+        hr_max_side: int | None = None,
+        min_detail: float = 0.0,
     ):
         self.scales = scales
+        self.min_detail = min_detail
         self.patch = patch
         folder.mkdir(parents=True, exist_ok=True)
         # Fail before training on unreadable files, naming them; skip too-small ones with a warning.
         self.entries: dict[int, list[tuple[Path, Path]]] = {s: [] for s in scales}
         for pair in tqdm(pairs, desc="caching images", unit="img", disable=not progress):
-            key = hashlib.sha1(f"{pair.hr.resolve()}:{pair.hr.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+            stamp = f"{pair.hr.resolve()}:{pair.hr.stat().st_mtime_ns}:{hr_max_side or ''}"
+            key = hashlib.sha1(stamp.encode()).hexdigest()[:16]
             # HR is stored once; mod-cropping is implicit because patches are cut at LR-aligned offsets.
             hr_file = folder / f"{key}_hr.npy"
             hr_full = None
             if not hr_file.is_file():
-                hr_full = self._read(pair.hr)
+                hr_full = fit_long_side(self._read(pair.hr), hr_max_side)
                 _save_npy(hr_file, hr_full)
             for s in scales:
                 lr_file = folder / f"{key}_x{s}_lr.npy"
                 if not lr_file.is_file():
                     hr_full = hr_full if hr_full is not None else np.load(hr_file)
                     hr = mod_crop(hr_full, s)
-                    lr = self._read(pair.lr[s]) if s in pair.lr else bicubic_downscale(hr, s)
+                    # Official LR files match the full-size HR only; a shrunk HR gets its own LR.
+                    official = s in pair.lr and not hr_max_side
+                    lr = self._read(pair.lr[s]) if official else bicubic_downscale(hr, s)
                     if lr.shape[0] * s != hr.shape[0] or lr.shape[1] * s != hr.shape[1]:
                         raise PcarnError(f"{pair.lr.get(s)} is not {pair.hr} downscaled by {s}")
                     _save_npy(lr_file, lr)
@@ -145,17 +170,46 @@ class PatchCache:
         return {**self.__dict__, "_maps": {}}
 
     def sample(self, rng: np.random.Generator, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        """A random aligned LR/HR patch pair with a random flip and 90-degree rotation (section 3.5)."""
+        """A random aligned LR/HR patch pair with a random flip and 90-degree rotation (section 3.5).
+
+        With ``min_detail`` > 0, flat crops (LR mean absolute neighbour difference below it, in 8-bit
+        levels) are redrawn up to ``DETAIL_TRIES`` times, keeping the most detailed candidate: sky and
+        bokeh teach a super-resolver nothing, and photo collections are full of them.
+        """
+        best, best_detail = None, -1.0
+        for _ in range(DETAIL_TRIES if self.min_detail > 0 else 1):
+            lr, hr = self._crop(rng, scale)
+            if self.min_detail <= 0:
+                best = (lr, hr)
+                break
+            detail = lr_detail(lr)
+            if detail > best_detail:
+                best, best_detail = (lr, hr), detail
+            if detail >= self.min_detail:
+                break
+        lr, hr = best
+        if rng.random() < 0.5:
+            lr, hr = lr[:, ::-1], hr[:, ::-1]
+        k = int(rng.integers(4))
+        return np.rot90(lr, k), np.rot90(hr, k)
+
+    def _crop(self, rng: np.random.Generator, scale: int) -> tuple[np.ndarray, np.ndarray]:
         hr_file, lr_file = self.entries[scale][rng.integers(len(self.entries[scale]))]
         lr_img, hr_img = self.array(lr_file), self.array(hr_file)
         p = self.patch
         y, x = rng.integers(lr_img.shape[0] - p + 1), rng.integers(lr_img.shape[1] - p + 1)
         lr = lr_img[y : y + p, x : x + p]
         hr = hr_img[y * scale : (y + p) * scale, x * scale : (x + p) * scale]
-        if rng.random() < 0.5:
-            lr, hr = lr[:, ::-1], hr[:, ::-1]
-        k = int(rng.integers(4))
-        return np.rot90(lr, k), np.rot90(hr, k)
+        return lr, hr
+
+
+DETAIL_TRIES = 8
+
+
+def lr_detail(lr: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels (8-bit levels), both directions."""
+    lr = lr.astype(np.int16)
+    return float((np.abs(np.diff(lr, axis=0)).mean() + np.abs(np.diff(lr, axis=1)).mean()) / 2)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -35,7 +35,18 @@ from toolkit.vgg import VGGFeatures, load_vgg19, perceptual_loss
 
 ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # section 3.5
 # Options that must not change when a run is resumed.
-FIXED_ON_RESUME = ("variant", "stage", "scales", "batch", "patch", "seed", "recipe", "lr")
+FIXED_ON_RESUME = (
+    "variant",
+    "stage",
+    "scales",
+    "batch",
+    "patch",
+    "seed",
+    "recipe",
+    "lr",
+    "hr_max_side",
+    "min_detail",
+)
 
 
 @dataclass
@@ -48,6 +59,8 @@ class TrainOptions:
     batch: int = 16
     patch: int = 48
     scales: tuple[int, ...] = (2, 3, 4)
+    hr_max_side: int | None = None  # shrink larger HR photos once, before caching
+    min_detail: float = 0.0  # redraw flatter LR crops (mean abs neighbour difference, 8-bit levels)
     val: str | None = None
     init: str | None = None
     resume: bool = False
@@ -81,6 +94,11 @@ class TrainOptions:
             raise PcarnError(f"--amp must be none, bf16 or fp16, got {self.amp!r}")
         if min(self.steps, self.batch, self.patch) < 1:
             raise PcarnError("--steps, --batch and --patch must be positive")
+        if self.hr_max_side is not None and self.hr_max_side < self.patch * max(self.scales):
+            raise PcarnError(
+                f"--hr-max-side {self.hr_max_side} leaves no room for a {self.patch}px LR patch at "
+                f"x{max(self.scales)}: use at least {self.patch * max(self.scales)}"
+            )
         self.scales = tuple(int(s) for s in self.scales)
         if self.stage == "gan" and self.patch * min(self.scales) < 32:
             # The x4-pooled discriminator halves its input three times with 4x4 convs.
@@ -155,7 +173,13 @@ class Trainer:
         if not self.dist.main:
             distributed.barrier(self.dist)
         cache = PatchCache(
-            pairs, opts.scales, opts.patch, self.out / "cache", progress=opts.progress and self.dist.main
+            pairs,
+            opts.scales,
+            opts.patch,
+            self.out / "cache",
+            progress=opts.progress and self.dist.main,
+            hr_max_side=opts.hr_max_side,
+            min_detail=opts.min_detail,
         )
         if self.dist.main:
             distributed.barrier(self.dist)
@@ -221,10 +245,13 @@ class Trainer:
     def _load_state(self) -> None:
         state = torch.load(self.state_path, map_location=self.device, weights_only=True)
         stored = state["options"]
+        defaults = TrainOptions.__dataclass_fields__
         for key in FIXED_ON_RESUME:
             ours = self._options_record()[key]
-            if stored.get(key) != ours:
-                raise PcarnError(f"cannot resume: --{key} was {stored.get(key)!r} in this run, now {ours!r}")
+            theirs = stored.get(key, defaults[key].default)  # runs saved before the option existed
+            if theirs != ours:
+                flag = key.replace("_", "-")
+                raise PcarnError(f"cannot resume: --{flag} was {theirs!r} in this run, now {ours!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
