@@ -57,6 +57,45 @@ def prepare_torch(
     return run
 
 
+def onnx_file(
+    model: nn.Module, scale: int, size: tuple[int, int], workdir: Path, in_channels: int = 3
+) -> Path:
+    """The fp32 ONNX graph the harness times (opset 17, fixed shape)."""
+    path = workdir / f"bench_x{scale}.onnx"
+    net = _deployable(model, scale)
+    with native_output_captured(), contextlib.redirect_stderr(io.StringIO()):
+        torch.onnx.export(
+            net,
+            (torch.rand(1, in_channels, *size),),
+            str(path),
+            input_names=["lr"],
+            output_names=["sr"],
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+def tflite_file(
+    model: nn.Module, scale: int, size: tuple[int, int], workdir: Path, in_channels: int = 3
+) -> Path:
+    """The fp32 NHWC ``.tflite`` the harness times (PCARN heads with native depth-to-space)."""
+    path = workdir / f"bench_x{scale}.tflite"
+    if isinstance(model, PCARN):
+        from export.tflite_format import export_plain
+
+        with native_output_captured():
+            export_plain(DeployHead(model, scale), path, size)
+        return path
+    import litert_torch
+
+    with native_output_captured():
+        litert_torch.convert(
+            _Forward(model, scale, nhwc=True).eval(), (torch.rand(1, *size, in_channels),)
+        ).export(str(path))
+    return path
+
+
 def prepare_onnx(
     model: nn.Module | Path,
     scale: int,
@@ -69,21 +108,7 @@ def prepare_onnx(
         import onnxruntime as ort
     except ImportError:
         raise Unavailable("onnxruntime is not installed (extra: onnx)") from None
-    if isinstance(model, Path):
-        path = model
-    else:
-        path = workdir / f"bench_x{scale}.onnx"
-        net = _deployable(model, scale)
-        with native_output_captured(), contextlib.redirect_stderr(io.StringIO()):
-            torch.onnx.export(
-                net,
-                (torch.rand(1, in_channels, *size),),
-                str(path),
-                input_names=["lr"],
-                output_names=["sr"],
-                opset_version=17,
-                dynamo=False,
-            )
+    path = model if isinstance(model, Path) else onnx_file(model, scale, size, workdir, in_channels)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -110,22 +135,7 @@ def prepare_tflite(
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise Unavailable("ai-edge-litert is not installed (extra: tflite)") from None
-    if isinstance(model, Path):
-        path = model
-    else:
-        path = workdir / f"bench_x{scale}.tflite"
-        if isinstance(model, PCARN):
-            from export.tflite_format import export_plain
-
-            with native_output_captured():
-                export_plain(DeployHead(model, scale), path, size)
-        else:
-            import litert_torch
-
-            with native_output_captured():
-                litert_torch.convert(
-                    _Forward(model, scale, nhwc=True).eval(), (torch.rand(1, *size, in_channels),)
-                ).export(str(path))
+    path = model if isinstance(model, Path) else tflite_file(model, scale, size, workdir, in_channels)
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]

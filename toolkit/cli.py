@@ -248,6 +248,30 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return 0 if summary["all_passed"] else 1
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from benchmarks.op_profile import format_profile, profile, profile_variants
+
+    try:
+        if args.files:
+            missing = [f for f in args.files if not Path(f).exists()]
+            if missing:
+                raise PcarnError(f"file not found: {missing[0]}")
+            results = [profile(Path(f), args.threads, args.repeats, args.warmup) for f in args.files]
+        else:
+            variants = args.variants.split(",")
+            results = profile_variants(
+                variants, args.scale, args.runtimes.split(","), args.threads, args.repeats, args.warmup
+            )
+    except (ValueError, KeyError) as exc:
+        raise PcarnError(str(exc).strip("'")) from None
+    text = "\n\n".join(format_profile(r) for r in results)
+    print(text)
+    if args.json:
+        command = "pcarn " + " ".join(sys.argv[1:])
+        Path(args.json).write_text(json.dumps({"command": command, "profiles": results}, indent=2) + "\n")
+    return 0
+
+
 def _scale(text: str) -> int:
     try:
         value = int(text)
@@ -384,6 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--repeats", type=int, default=3)
     de.add_argument("--warmup", type=int, default=1)
     de.set_defaults(func=_cmd_deploy)
+
+    pr = sub.add_parser("profile", help="per-op time of exported graphs (ONNX Runtime, LiteRT/XNNPACK)")
+    pr.add_argument("files", nargs="*", help=".onnx/.tflite files (default: export --variants at 720p)")
+    pr.add_argument("--variants", default="pcarn,pcarn-m")
+    pr.add_argument("--scale", type=_scale, default=4)
+    pr.add_argument("--runtimes", default="onnx,tflite")
+    pr.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    pr.add_argument("--repeats", type=int, default=5)
+    pr.add_argument("--warmup", type=int, default=2)
+    pr.add_argument("--json", help="write the profiles here")
+    pr.set_defaults(func=_cmd_profile)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
     fetch.add_argument("name")

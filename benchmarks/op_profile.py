@@ -1,0 +1,313 @@
+"""Per-op time of exported graphs: where a model's latency goes, and at what multiply-add rate.
+
+ONNX Runtime has a profiler: each node's kernel time is read from its trace, in the real graph.
+LiteRT's Python interpreter has none, so each operator of the ``.tflite`` file is cut out into a
+one-op model (same operator, options, weights and shapes) and timed alone under XNNPACK; the sum
+of those times is printed next to the whole graph's time, so what an isolated op misses (cache
+effects, scheduling) is visible. Ops with identical signatures are timed once.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export.optional import require
+
+
+def _median_time(fn, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --- LiteRT -------------------------------------------------------------------------------------
+
+
+def _interpreter(content: bytes, threads: int):
+    interpreter = require("ai_edge_litert.interpreter").Interpreter(
+        model_content=content, num_threads=threads
+    )
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], rng.random(detail["shape"], dtype=np.float32))
+    return interpreter
+
+
+def _buffer_bytes(buffer, data: bytes) -> np.ndarray | None:
+    if buffer.data is not None and len(buffer.data):
+        return np.asarray(buffer.data, dtype=np.uint8)
+    if getattr(buffer, "offset", 0) > 1:
+        return np.frombuffer(data[buffer.offset : buffer.offset + buffer.size], np.uint8)
+    return None
+
+
+def _single_op_model(schema, model, data: bytes, op) -> bytes:
+    """A model holding only ``op``: its constant inputs keep their weights, the others become inputs."""
+    sub = model.subgraphs[0]
+    new = schema.ModelT()
+    new.version = model.version
+    new.operatorCodes = model.operatorCodes
+    new.buffers = [schema.BufferT()]
+    graph = schema.SubGraphT()
+    graph.tensors, graph.inputs = [], []
+    remap: dict[int, int] = {}
+
+    def take(index: int) -> int:
+        if index < 0:
+            return index
+        if index not in remap:
+            tensor = copy.copy(sub.tensors[index])
+            raw = _buffer_bytes(model.buffers[tensor.buffer], data) if tensor.buffer else None
+            if raw is not None:
+                buffer = schema.BufferT()
+                buffer.data = raw
+                new.buffers.append(buffer)
+                tensor.buffer = len(new.buffers) - 1
+            else:
+                tensor.buffer = 0
+            remap[index] = len(graph.tensors)
+            graph.tensors.append(tensor)
+            if raw is None and index not in op.outputs:
+                graph.inputs.append(remap[index])
+        return remap[index]
+
+    one = copy.copy(op)
+    one.inputs = [take(i) for i in op.inputs]
+    one.outputs = [take(i) for i in op.outputs]
+    one.intermediates = []
+    graph.operators = [one]
+    graph.outputs = list(one.outputs)
+    new.subgraphs = [graph]
+    builder = require("flatbuffers").Builder(1024)
+    builder.Finish(new.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _tflite_kind(name: str, sub, op) -> tuple[str, int]:
+    """A readable op class and its multiply-adds."""
+    out_shape = [int(d) for d in sub.tensors[op.outputs[0]].shape]
+    if name == "CONV_2D":
+        cin = int(sub.tensors[op.inputs[0]].shape[-1])
+        cout, kh, kw, depth = (int(d) for d in sub.tensors[op.inputs[1]].shape)
+        groups = cin // depth
+        macs = int(np.prod(out_shape)) * kh * kw * depth
+        kind = "grouped" if groups > 1 else "dense"
+        return f"CONV_2D {kh}x{kw} {kind}{f' g={groups}' if groups > 1 else ''} {cin}->{cout}", macs
+    channels = out_shape[-1] if out_shape else 0
+    return f"{name} ->{channels}ch", 0
+
+
+def tflite_profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
+    """Whole-graph median time and the isolated time of every op of a ``.tflite`` file."""
+    from export.checks import tflite_ops
+
+    schema = require("ai_edge_litert.schema_py_generated")
+    data = Path(path).read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    sub = model.subgraphs[0]
+    whole = _median_time(_interpreter(data, threads).invoke, repeats, warmup)
+    timed: dict[str, float] = {}
+    rows: dict[str, dict] = collections.OrderedDict()
+    for name, op in tflite_ops(Path(path)):
+        kind, macs = _tflite_kind(name, sub, op)
+        shapes = [tuple(sub.tensors[i].shape) if i >= 0 else () for i in (*op.inputs, *op.outputs)]
+        options = repr(vars(op.builtinOptions)) if op.builtinOptions is not None else ""
+        signature = f"{name}{shapes}{options}"
+        if signature not in timed:
+            single = _single_op_model(schema, model, data, op)
+            timed[signature] = _median_time(_interpreter(single, threads).invoke, repeats, warmup)
+        row = rows.setdefault(kind, {"op": kind, "count": 0, "seconds": 0.0, "macs": 0})
+        row["count"] += 1
+        row["seconds"] += timed[signature]
+        row["macs"] += macs
+    return _summary(path, "tflite", threads, whole, list(rows.values()), "isolated one-op models")
+
+
+# --- ONNX Runtime -------------------------------------------------------------------------------
+
+
+def _onnx_convs(path: Path) -> dict[str, tuple[str, int]]:
+    """Each Conv of the file, keyed by node name and by output name, as (op class, multiply-adds).
+
+    ORT's NCHWc pass renames the convs it rewrites after their output (``<output>_nchwc``) and pads
+    channels to its block size in the shapes it reports, so classes and counts come from the file.
+    """
+    onnx = require("onnx")
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (*graph.value_info, *graph.input, *graph.output)
+    }
+    weights = {i.name: list(i.dims) for i in graph.initializer}
+    convs = {}
+    for node in graph.node:
+        if node.op_type != "Conv" or node.input[1] not in weights:
+            continue
+        cout, depth, kh, kw = weights[node.input[1]]
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        label = f"grouped g={groups}" if groups > 1 else "dense"
+        entry = (
+            f"Conv {kh}x{kw} {label} {depth * groups}->{cout}",
+            int(np.prod(shapes[node.output[0]])) * kh * kw * depth,
+        )
+        convs[node.name] = convs[node.output[0]] = entry
+    return convs
+
+
+def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tuple[str, int]:
+    """Op class and multiply-adds of one profiled ORT kernel."""
+    for key in (node, node.removesuffix("_nchwc")):
+        if key in convs:
+            return convs[key]
+    op = args.get("op_name", "?")
+    shapes = [next(iter(t.values())) for t in args.get("input_type_shape", [])]
+    outputs = [next(iter(t.values())) for t in args.get("output_type_shape", [])]
+    if op in ("Conv", "FusedConv") and len(shapes) >= 2 and len(shapes[1]) == 4 and outputs:
+        cin = shapes[0][1]
+        cout, depth, kh, kw = shapes[1]
+        groups = max(1, cin // depth)
+        label = f"grouped g={groups}" if groups > 1 else "dense"
+        return f"Conv {kh}x{kw} {label} {cin}->{cout}", int(np.prod(outputs[0])) * kh * kw * depth
+    channels = outputs[0][1] if outputs and len(outputs[0]) > 1 else 0
+    return f"{op} ->{channels}ch", 0
+
+
+def onnx_profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
+    """Whole-graph median time and each node's kernel time from ONNX Runtime's own profiler."""
+    ort = require("onnxruntime")
+    convs = _onnx_convs(Path(path))
+
+    def session(profile: bool):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if profile:
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="pcarn-prof-"), "ort")
+        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        x = np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in inp.shape], np.float32)
+        return sess, lambda: sess.run(None, {inp.name: x})
+
+    whole = _median_time(session(False)[1], repeats, warmup)
+    sess, run = session(True)
+    for _ in range(warmup + repeats):
+        run()
+    trace = json.loads(Path(sess.end_profiling()).read_text())
+    # Keep the kernels of the last ``repeats`` runs: the warm-up runs allocate and pack weights.
+    windows = sorted(
+        (e["ts"], e["ts"] + e["dur"])
+        for e in trace
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )[-repeats:]
+    events = [
+        e
+        for e in trace
+        if e.get("cat") == "Node"
+        and e.get("name", "").endswith("_kernel_time")
+        and any(lo <= e["ts"] <= hi for lo, hi in windows)
+    ]
+    runs = max(1, len(windows))
+    rows: dict[str, dict] = collections.OrderedDict()
+    for event in events:
+        kind, macs = _onnx_kind(event["name"][: -len("_kernel_time")], event.get("args", {}), convs)
+        row = rows.setdefault(kind, {"op": kind, "count": 0, "seconds": 0.0, "macs": 0})
+        row["count"] += 1
+        row["seconds"] += event["dur"] * 1e-6
+        row["macs"] += macs
+    for row in rows.values():  # per run
+        row["count"] //= runs
+        row["seconds"] /= runs
+        row["macs"] //= runs
+    return _summary(path, "onnx", threads, whole, list(rows.values()), "ONNX Runtime profiler, in-graph")
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def _summary(path: Path, runtime: str, threads: int, whole: float, rows: list[dict], method: str) -> dict:
+    total = sum(r["seconds"] for r in rows)
+    for r in rows:
+        r["share"] = r["seconds"] / total if total else 0.0
+        r["macs_per_s"] = r["macs"] / r["seconds"] if r["macs"] and r["seconds"] else None
+    rows.sort(key=lambda r: -r["seconds"])
+    return {
+        "file": str(path),
+        "runtime": runtime,
+        "threads": threads,
+        "method": method,
+        "whole_graph_s": whole,
+        "sum_of_ops_s": total,
+        "rows": rows,
+    }
+
+
+def profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
+    suffix = Path(path).suffix
+    if suffix == ".tflite":
+        return tflite_profile(path, threads, repeats, warmup)
+    if suffix == ".onnx":
+        return onnx_profile(path, threads, repeats, warmup)
+    raise ValueError(f"per-op profiles cover .onnx and .tflite files, not {suffix or path}")
+
+
+def format_profile(result: dict) -> str:
+    lines = [
+        f"{result['file']} ({result['runtime']}, {result['threads']} threads, {result['method']}): "
+        f"whole graph {1000 * result['whole_graph_s']:.1f} ms, "
+        f"sum of ops {1000 * result['sum_of_ops_s']:.1f} ms",
+        f"{'op':<38} {'count':>5} {'ms':>9} {'share':>6} {'GMAC':>7} {'GMAC/s':>7}",
+    ]
+    for r in result["rows"]:
+        rate = f"{r['macs_per_s'] / 1e9:7.1f}" if r["macs_per_s"] else f"{'-':>7}"
+        gmac = f"{r['macs'] / 1e9:7.2f}" if r["macs"] else f"{'-':>7}"
+        ms, share = 1000 * r["seconds"], 100 * r["share"]
+        lines.append(f"{r['op'][:38]:<38} {r['count']:>5} {ms:9.1f} {share:5.1f}% {gmac} {rate}")
+    return "\n".join(lines)
+
+
+def profile_variants(
+    variants: list[str], scale: int, runtimes: list[str], threads: int, repeats: int, warmup: int
+) -> list[dict]:
+    """Export each variant's head at the 720p-output size (random weights: time does not depend on
+    them) and profile it in each runtime."""
+    import torch
+
+    from benchmarks.runtimes import onnx_file, tflite_file
+    from export.common import default_input_size
+    from models import PCARN, PRESETS
+
+    torch.set_num_threads(threads)
+    size = default_input_size(scale)
+    makers = {"onnx": onnx_file, "tflite": tflite_file}
+    bad = [v for v in variants if v not in PRESETS]
+    if bad:
+        raise ValueError(f"unknown variant {bad[0]!r}; choose from {', '.join(PRESETS)}")
+    unknown = [r for r in runtimes if r not in makers]
+    if unknown:
+        raise ValueError(f"per-op profiles cover onnx and tflite, not {', '.join(unknown)}")
+    results = []
+    for variant in variants:
+        model = PCARN(PRESETS[variant]).eval()
+        for runtime in runtimes:
+            workdir = Path(tempfile.mkdtemp(prefix="pcarn-prof-"))
+            path = makers[runtime](model, scale, size, workdir)
+            result = profile(path, threads, repeats, warmup)
+            results.append({**result, "model": variant, "scale": scale, "input_size": list(size)})
+    return results
