@@ -50,9 +50,18 @@ def deploy(
             provenance=provenance,
             progress=progress,
         )
+        ran = [e for e in manifest["files"] if e.get("parity", {}).get("ran")]
         summary["models"][name] = {
             "all_passed": manifest["all_passed"],
             "files": len(manifest["files"]),
+            "failed": [
+                f"{e['format']} x{e['scale']} {e['precision']}"
+                for e in manifest["files"]
+                if not e.get("passed")
+            ],
+            "worst_fp32_abs": max(
+                (e["parity"]["max_abs"] for e in ran if e["precision"] == "fp32"), default=None
+            ),
             "note": info.get("note"),
             "folder": folder,
         }

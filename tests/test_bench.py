@@ -101,6 +101,8 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
         progress=False,
     )
     assert summary["all_passed"]
+    entry = summary["models"][str(tmp_path / "tiny.safetensors")]
+    assert entry["failed"] == [] and entry["files"] == 6 and 0 <= entry["worst_fp32_abs"] <= 1e-4
     report = (tmp_path / "out" / "report.md").read_text()
     assert "6 files" in report and "Latency of the exported files" in report
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())

@@ -240,11 +240,18 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
     )
+    from benchmarks.report import table
+
+    print(table(summary["bench"]))
+    print("\nsummary:")
     for name, m in summary["models"].items():
-        print(
-            f"{name}: {m['files']} files, checks and parity {'all passed' if m['all_passed'] else 'FAILED'}"
+        worst = m.get("worst_fp32_abs")
+        parity = f"; worst fp32 error vs PyTorch {worst:.1e}" if worst is not None else ""
+        state = (
+            "all passed" if m["all_passed"] else f"FAILED: {', '.join(m.get('failed') or [m.get('note')])}"
         )
-    print(f"report: {Path(args.out) / 'report.md'}")
+        print(f"  {name}: {m['files']} files, graph checks and parity {state}{parity}")
+    print(f"  report: {Path(args.out) / 'report.md'}")
     return 0 if summary["all_passed"] else 1
 
 

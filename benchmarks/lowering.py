@@ -1,0 +1,116 @@
+"""Before/after of the TFLite lowering the exporter owns, timed in one run on one machine.
+
+``before``: litert-torch's own lowering of the same deploy head (NHWC wrapper, PyTorch pixel shuffle).
+``after``: the exporter's graph (``export/tflite_d2s.py``): one native DEPTH_TO_SPACE per stage, output
+channels permuted for dense heads, a rank-4 channel transpose for grouped ones. The two files are
+timed alternately, so drift on a shared machine hits both alike.
+
+    python -m benchmarks.lowering --variants pcarn,pcarn-m --scale 4 --threads 2 --repeats 7 \\
+        --out benchmarks/results/lowering-x4.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.checks import tflite_ops
+from export.common import DeployHead, default_input_size, native_output_captured
+from export.tflite_format import export_plain
+from models import PCARN, PRESETS
+
+
+class _NHWC(nn.Module):
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def export_before(head: DeployHead, path: Path, size: tuple[int, int]) -> Path:
+    import litert_torch
+
+    with native_output_captured():
+        litert_torch.convert(_NHWC(head).eval(), (torch.rand(1, *size, 3),)).export(str(path))
+    return path
+
+
+def _interpreter(path: Path, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(
+        detail["index"], np.random.default_rng(0).random(detail["shape"], dtype=np.float32)
+    )
+    return interpreter
+
+
+def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -> dict:
+    head = DeployHead(PCARN(PRESETS[variant]).eval(), scale).eval()
+    size = default_input_size(scale)
+    folder = Path(tempfile.mkdtemp(prefix="pcarn-lowering-"))
+    files = {
+        "before": export_before(head, folder / "before.tflite", size),
+        "after": export_plain(head, folder / "after.tflite", size),
+    }
+    runners = {name: _interpreter(path, threads) for name, path in files.items()}
+    for _ in range(warmup):
+        for run in runners.values():
+            run.invoke()
+    times: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run.invoke()
+            times[name].append(time.perf_counter() - start)
+    out = {"model": variant, "scale": scale, "input_size": list(size), "threads": threads}
+    for name, path in files.items():
+        ops = collections.Counter(op for op, _ in tflite_ops(path))
+        out[name] = {
+            "median_s": statistics.median(times[name]),
+            "min_s": min(times[name]),
+            "ops": dict(sorted(ops.items())),
+        }
+    out["speedup"] = out["before"]["median_s"] / out["after"]["median_s"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="pcarn,pcarn-m")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [compare(v, args.scale, args.threads, args.repeats, args.warmup) for v in args.variants.split(",")]
+    for r in rows:
+        print(
+            f"{r['model']} x{r['scale']}: before {r['before']['median_s']:.3f} s, after "
+            f"{r['after']['median_s']:.3f} s ({r['speedup']:.2f}x)\n  before ops {r['before']['ops']}\n"
+            f"  after ops  {r['after']['ops']}"
+        )
+    if args.out:
+        command = "python -m benchmarks.lowering " + " ".join(sys.argv[1:] if argv is None else argv)
+        Path(args.out).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
