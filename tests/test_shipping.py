@@ -39,6 +39,13 @@ def test_ship_writes_checkpoint_and_card(tmp_path, monkeypatch):
     assert metadata["metrics"]["values"]["x2"]["reference"] == "PCARN-M-L1"
     card = (tmp_path / "models" / "pcarn-m.md").read_text()
     assert "| x4 |" in card and "Quality bar" in card and "not met" in card
+    # a later run continues from the shipped weights: the card states the whole lineage
+    shipped = tmp_path / "models" / "pcarn-m.safetensors"
+    later = TrainOptions(**{**vars(opts), "out": str(tmp_path / "run2"), "steps": 3, "init": str(shipped)})
+    train(later)
+    ship(tmp_path / "run2", "pcarn-m", val=str(tmp_path / "val"))
+    card = (tmp_path / "models" / "pcarn-m.md").read_text()
+    assert "Initialised from weights trained by" in card and "In total: 5 optimizer steps" in card
 
 
 def test_ship_without_validation_is_a_clear_error(tmp_path):

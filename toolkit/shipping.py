@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from toolkit.checkpoint import load_checkpoint, save_checkpoint
+from toolkit.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from toolkit.errors import PcarnError
 from toolkit.evaluate import evaluate, validation_images
 from toolkit.loading import load_any
@@ -41,6 +41,8 @@ def ship(
         print(f"note: reference {reference} unavailable ({exc})")
     training = metadata.get("training") or {}
     training = {**training, "validation": {"set": val, "images": sorted(images)}}
+    if training.get("init_path") and "init_training" not in training:
+        training["init_training"] = _init_training(Path(training["init_path"]), training)
     metrics = {head: dict(values) for head, values in ours.items()}
     if theirs:
         for head, values in metrics.items():
@@ -77,6 +79,7 @@ def render_card(
         f"`{options.get('recipe', '?')}` (peak lr {options.get('lr') or 'recipe default'}), "
         f"device {training.get('device', '?')}",
         f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps",
+        *_lineage(training),
         f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
         f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
         f"{metadata['provenance']['created']}",
@@ -129,6 +132,36 @@ def render_card(
         lines += ["", _more_steps(history, heads)]
     lines += ["", "## Raw metrics", "", "```json", json.dumps(metrics, indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _init_training(path: Path, training: dict) -> dict | None:
+    """The training record of the checkpoint a run started from (runs older than the lineage
+    record), read before shipping overwrites it; None when unreadable or it is this run itself."""
+    try:
+        earlier = (read_metadata(path) or {}).get("training") or {}
+    except (PcarnError, OSError):
+        return None
+    if not earlier or earlier.get("command") == training.get("command"):
+        return None
+    keep = ("stage", "steps", "wall_seconds", "data", "command", "init", "init_training")
+    return {k: earlier[k] for k in keep if k in earlier}
+
+
+def _lineage(training: dict) -> list[str]:
+    """Card lines for the runs these weights were initialised from, and the totals."""
+    lines, steps, wall = [], training.get("steps", 0), training.get("wall_seconds", 0.0)
+    earlier = training.get("init_training")
+    while earlier:
+        lines.append(
+            f"- Initialised from weights trained by: `{earlier.get('command', '?')}` "
+            f"({earlier.get('steps', '?')} steps, {earlier.get('wall_seconds', 0) / 3600:.2f} h)"
+        )
+        steps += earlier.get("steps", 0)
+        wall += earlier.get("wall_seconds", 0.0)
+        earlier = earlier.get("init_training")
+    if lines:
+        lines.append(f"- In total: {steps} optimizer steps, {wall / 3600:.2f} h of training")
+    return lines
 
 
 def _more_steps(history: list[dict], heads: list[str]) -> str:

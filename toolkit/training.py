@@ -145,7 +145,12 @@ def _initial_model(opts: TrainOptions) -> tuple[PCARN, dict | None]:
     if missing:
         raise PcarnError(f"--init {opts.init} lacks weights for {sorted(missing)[0]} (heads {opts.scales}?)")
     model.load_state_dict(state)
-    return model, {"init": str(opts.init), "init_path": info["path"]}
+    record = {"init": str(opts.init), "init_path": info["path"]}
+    earlier = ((info.get("metadata") or {}).get("training")) or {}
+    if earlier:  # keep the lineage, so a card can state the total training behind the weights
+        keep = ("stage", "steps", "wall_seconds", "data", "command", "init", "init_training")
+        record["init_training"] = {k: earlier[k] for k in keep if k in earlier}
+    return model, record
 
 
 class Trainer:
