@@ -267,9 +267,16 @@ def profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict
     raise ValueError(f"per-op profiles cover .onnx and .tflite files, not {suffix or path}")
 
 
+def _label(result: dict) -> str:
+    if "model" in result:
+        h, w = result["input_size"]
+        return f"{result['model']} x{result['scale']} at {h}x{w} -> 720p"
+    return result["file"]
+
+
 def format_profile(result: dict) -> str:
     lines = [
-        f"{result['file']} ({result['runtime']}, {result['threads']} threads, {result['method']}): "
+        f"{_label(result)} ({result['runtime']}, {result['threads']} threads, {result['method']}): "
         f"whole graph {1000 * result['whole_graph_s']:.1f} ms, "
         f"sum of ops {1000 * result['sum_of_ops_s']:.1f} ms",
         f"{'op':<38} {'count':>5} {'ms':>9} {'share':>6} {'GMAC':>7} {'GMAC/s':>7}",
