@@ -34,7 +34,8 @@ class ConvOnly(nn.Module):
         return self.conv(x)
 
 
-def _timed(run, warmup: int, repeats: int) -> list[float]:
+def timed(run, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         run()
     times = []
@@ -94,7 +95,7 @@ def run_case(spec: dict) -> dict:
             run = prepare(runtime, target, scale, size, threads)
             macs = multadds_for_lr_size(model, scale, size)
             result["params"] = sum(p.numel() for p in model.parameters())
-        times = _timed(run, warmup, repeats)
+        times = timed(run, warmup, repeats)
     except Unavailable as exc:
         return {**result, "status": "unavailable", "reason": str(exc)}
     result.update(_stats(times))

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.op_profile import litert_interpreter
 from export.checks import tflite_ops
 from export.common import DeployHead, default_input_size, native_output_captured
 from export.tflite_format import export_plain
@@ -47,18 +47,6 @@ def export_before(head: DeployHead, path: Path, size: tuple[int, int]) -> Path:
     return path
 
 
-def _interpreter(path: Path, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(
-        detail["index"], np.random.default_rng(0).random(detail["shape"], dtype=np.float32)
-    )
-    return interpreter
-
-
 def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -> dict:
     head = DeployHead(PCARN(PRESETS[variant]).eval(), scale).eval()
     size = default_input_size(scale)
@@ -67,7 +55,7 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
         "before": export_before(head, folder / "before.tflite", size),
         "after": export_plain(head, folder / "after.tflite", size),
     }
-    runners = {name: _interpreter(path, threads) for name, path in files.items()}
+    runners = {name: litert_interpreter(path.read_bytes(), threads) for name, path in files.items()}
     for _ in range(warmup):
         for run in runners.values():
             run.invoke()

@@ -15,29 +15,28 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.case import timed
 from export.optional import require
 
 
 def _median_time(fn, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(fn, warmup, repeats))
+
+
+def _conv_class(prefix: str, kh: int, kw: int, cin: int, cout: int, groups: int) -> str:
+    label = f"grouped g={groups}" if groups > 1 else "dense"
+    return f"{prefix} {kh}x{kw} {label} {cin}->{cout}"
 
 
 # --- LiteRT -------------------------------------------------------------------------------------
 
 
-def _interpreter(content: bytes, threads: int):
+def litert_interpreter(content: bytes, threads: int):
+    """A LiteRT interpreter (XNNPACK) over ``content``, tensors allocated, inputs random."""
     interpreter = require("ai_edge_litert.interpreter").Interpreter(
         model_content=content, num_threads=threads
     )
@@ -104,10 +103,8 @@ def _tflite_kind(name: str, sub, op) -> tuple[str, int]:
     if name == "CONV_2D":
         cin = int(sub.tensors[op.inputs[0]].shape[-1])
         cout, kh, kw, depth = (int(d) for d in sub.tensors[op.inputs[1]].shape)
-        groups = cin // depth
         macs = int(np.prod(out_shape)) * kh * kw * depth
-        kind = "grouped" if groups > 1 else "dense"
-        return f"CONV_2D {kh}x{kw} {kind}{f' g={groups}' if groups > 1 else ''} {cin}->{cout}", macs
+        return _conv_class("CONV_2D", kh, kw, cin, cout, cin // depth), macs
     channels = out_shape[-1] if out_shape else 0
     return f"{name} ->{channels}ch", 0
 
@@ -120,20 +117,20 @@ def tflite_profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) 
     data = Path(path).read_bytes()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     sub = model.subgraphs[0]
-    whole = _median_time(_interpreter(data, threads).invoke, repeats, warmup)
-    timed: dict[str, float] = {}
+    whole = _median_time(litert_interpreter(data, threads).invoke, repeats, warmup)
+    seconds_of: dict[str, float] = {}  # one timing per distinct op signature
     rows: dict[str, dict] = collections.OrderedDict()
     for name, op in tflite_ops(Path(path)):
         kind, macs = _tflite_kind(name, sub, op)
         shapes = [tuple(sub.tensors[i].shape) if i >= 0 else () for i in (*op.inputs, *op.outputs)]
         options = repr(vars(op.builtinOptions)) if op.builtinOptions is not None else ""
         signature = f"{name}{shapes}{options}"
-        if signature not in timed:
+        if signature not in seconds_of:
             single = _single_op_model(schema, model, data, op)
-            timed[signature] = _median_time(_interpreter(single, threads).invoke, repeats, warmup)
+            seconds_of[signature] = _median_time(litert_interpreter(single, threads).invoke, repeats, warmup)
         row = rows.setdefault(kind, {"op": kind, "count": 0, "seconds": 0.0, "macs": 0})
         row["count"] += 1
-        row["seconds"] += timed[signature]
+        row["seconds"] += seconds_of[signature]
         row["macs"] += macs
     return _summary(path, "tflite", threads, whole, list(rows.values()), "isolated one-op models")
 
@@ -160,9 +157,8 @@ def _onnx_convs(path: Path) -> dict[str, tuple[str, int]]:
             continue
         cout, depth, kh, kw = weights[node.input[1]]
         groups = next((a.i for a in node.attribute if a.name == "group"), 1)
-        label = f"grouped g={groups}" if groups > 1 else "dense"
         entry = (
-            f"Conv {kh}x{kw} {label} {depth * groups}->{cout}",
+            _conv_class("Conv", kh, kw, depth * groups, cout, groups),
             int(np.prod(shapes[node.output[0]])) * kh * kw * depth,
         )
         convs[node.name] = convs[node.output[0]] = entry
@@ -180,9 +176,8 @@ def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tupl
     if op in ("Conv", "FusedConv") and len(shapes) >= 2 and len(shapes[1]) == 4 and outputs:
         cin = shapes[0][1]
         cout, depth, kh, kw = shapes[1]
-        groups = max(1, cin // depth)
-        label = f"grouped g={groups}" if groups > 1 else "dense"
-        return f"Conv {kh}x{kw} {label} {cin}->{cout}", int(np.prod(outputs[0])) * kh * kw * depth
+        macs = int(np.prod(outputs[0])) * kh * kw * depth
+        return _conv_class("Conv", kh, kw, cin, cout, max(1, cin // depth)), macs
     channels = outputs[0][1] if outputs and len(outputs[0]) > 1 else 0
     return f"{op} ->{channels}ch", 0
 
