@@ -14,13 +14,16 @@ def table(report: dict) -> str:
         f"{ceiling / 1e9:.1f} GMAC/s ({m['ceiling_source']})"
         if ceiling
         else "ceiling: not measured",
-        f"{'model':10} {'scale':>5} {'runtime':9} {'median s':>9} {'min s':>8} {'p90 s':>8} {'GMAC':>7} "
-        f"{'GMAC/s':>7} {'eff.':>5} {'RSS MB':>7}",
+        f"{'model':10} {'scale':>5} {'runtime':9} {'prec.':5} {'median s':>9} {'min s':>8} {'p90 s':>8} "
+        f"{'GMAC':>7} {'GMAC/s':>7} {'eff.':>5} {'RSS MB':>7}",
     ]
-    for r in sorted(report["rows"], key=lambda r: (r["scale"], r["model"], r["runtime"])):
+    for r in sorted(
+        report["rows"], key=lambda r: (r["scale"], r["model"], r["runtime"], r.get("precision", ""))
+    ):
         eff = f"{100 * r['efficiency']:4.0f}%" if r.get("efficiency") is not None else "   - "
         lines.append(
-            f"{r['model']:10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r['median_s']:9.3f} "
+            f"{r['model']:10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r.get('precision', 'fp32'):5} "
+            f"{r['median_s']:9.3f} "
             f"{r['min_s']:8.3f} {r['p90_s']:8.3f} {r['multadds'] / 1e9:7.1f} {r['macs_per_s'] / 1e9:7.1f} "
             f"{eff} {r['peak_rss_mb']:7.0f}"
         )

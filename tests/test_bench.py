@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.bench import claims, run_bench
@@ -107,3 +108,23 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
     assert "6 files" in report and "Latency of the exported files" in report
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite"}
+
+
+def test_case_memory_is_its_own_not_its_parents():
+    """A case launched by a big parent (as pcarn deploy is) reports its own peak memory."""
+    from benchmarks.bench import _run_case
+
+    ballast = np.ones(800 * 2**20 // 8)  # 800 MB resident in this (parent) process
+    spec = {
+        "model": "pcarn-test",
+        "scale": 4,
+        "runtime": "torch",
+        "precision": "fp32",
+        "input_size": [8, 10],
+        "threads": 1,
+        "warmup": 0,
+        "repeats": 1,
+    }
+    row = _run_case(spec)
+    assert row["status"] == "ok" and 0 < row["peak_rss_mb"] < 700, row.get("peak_rss_mb")
+    del ballast
