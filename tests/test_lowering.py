@@ -14,3 +14,15 @@ def test_lowering_comparison_on_a_tiny_head(monkeypatch):
     assert after.get("TRANSPOSE", 0) == 2 < before["TRANSPOSE"]
     assert before["CONV_2D"] == after["CONV_2D"]
     assert row["speedup"] > 0 and row["after"]["median_s"] > 0
+
+
+def test_onnx_shuffle_lowerings_are_exact_and_timed():
+    from benchmarks.onnx_shuffle import compare
+
+    rows = compare(channels=4, block=2, size=(6, 10), threads=1, repeats=2, warmup=1)
+    assert [r["lowering"] for r in rows] == [
+        "DepthToSpace (CRD)",
+        "Reshape-Transpose-Reshape",
+        "ConvTranspose one-hot (grouped)",
+    ]
+    assert all(r["equal_to_depth_to_space"] and r["median_s"] > 0 for r in rows)
