@@ -49,6 +49,8 @@ def test_bench_rows_ceiling_and_efficiency(small_run):
         assert r["min_s"] <= r["median_s"] <= r["p90_s"]
         assert r["multadds"] > 0 and r["params"] > 0 and r["threads"] == 1 and r["peak_rss_mb"] > 0
         assert r["efficiency"] == pytest.approx(r["multadds"] / r["median_s"] / machine["ceiling_macs_per_s"])
+    for c in small_run["ceilings"]:  # a ceiling is the fastest of many runs, not a median
+        assert c["repeats"] >= 15 and c["macs_per_s"] == pytest.approx(c["multadds"] / c["min_s"])
     coreml = [u for u in small_run["unavailable"] if u["runtime"] == "coreml"]
     assert coreml and all("macOS" in u["reason"] for u in coreml)
 
