@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from benchmarks.op_profile import litert_interpreter
+from benchmarks.report import save_rows
 from export.checks import tflite_ops
 from export.common import DeployHead, default_input_size, native_output_captured
 from export.tflite_format import export_plain
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  after ops  {r['after']['ops']}"
         )
     if args.out:
-        command = "python -m benchmarks.lowering " + " ".join(sys.argv[1:] if argv is None else argv)
-        Path(args.out).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+        save_rows(args.out, "benchmarks.lowering", argv, rows)
     return 0
 
 

@@ -11,14 +11,12 @@ which reads each input once and writes each output once. All three outputs are c
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.case import timed
+from benchmarks.report import save_rows
 from export.optional import require
 
 
@@ -105,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['lowering']:34} {1000 * r['median_s']:8.1f} ms  exact: {r['equal_to_depth_to_space']}")
     if args.out:
-        command = "python -m benchmarks.onnx_shuffle " + " ".join(sys.argv[1:] if argv is None else argv)
-        Path(args.out).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+        save_rows(args.out, "benchmarks.onnx_shuffle", argv, rows)
     return 0
 
 

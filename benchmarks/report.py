@@ -6,6 +6,14 @@ import json
 from pathlib import Path
 
 
+def save_rows(path: str | Path, script: str, argv: list[str] | None, rows: list) -> None:
+    """A standalone benchmark script's rows as JSON, with the command that made them."""
+    import sys
+
+    command = f"python -m {script} " + " ".join(sys.argv[1:] if argv is None else argv)
+    Path(path).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+
+
 def table(report: dict) -> str:
     m = report["machine"]
     ceiling = m["ceiling_macs_per_s"]

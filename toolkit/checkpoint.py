@@ -136,3 +136,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[PCARN, dict]:
         raise PcarnError(f"{path}: cannot read checkpoint tensors ({exc})") from None
     model = load_state_into(PCARN(config), state, str(path))
     return model.eval(), metadata
+
+
+def training_lineage(training: dict) -> dict:
+    """The part of a checkpoint's training record that a run started from it keeps as its lineage."""
+    keep = ("stage", "steps", "wall_seconds", "data", "command", "init", "init_training")
+    return {k: training[k] for k in keep if k in training}

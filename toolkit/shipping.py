@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from toolkit.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from toolkit.checkpoint import load_checkpoint, read_metadata, save_checkpoint, training_lineage
 from toolkit.errors import PcarnError
 from toolkit.evaluate import evaluate, validation_images
 from toolkit.loading import load_any
@@ -143,8 +143,7 @@ def _init_training(path: Path, training: dict) -> dict | None:
         return None
     if not earlier or earlier.get("command") == training.get("command"):
         return None
-    keep = ("stage", "steps", "wall_seconds", "data", "command", "init", "init_training")
-    return {k: earlier[k] for k in keep if k in earlier}
+    return training_lineage(earlier)
 
 
 def _lineage(training: dict) -> list[str]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from models import PCARN, PRESETS, MultiScaleDiscriminator, build_model, variant_of
 from toolkit import distributed
-from toolkit.checkpoint import save_checkpoint
+from toolkit.checkpoint import save_checkpoint, training_lineage
 from toolkit.data import PatchCache, StepBatches, discover, make_loader
 from toolkit.errors import PcarnError
 from toolkit.evaluate import evaluate, validation_images
@@ -148,8 +148,7 @@ def _initial_model(opts: TrainOptions) -> tuple[PCARN, dict | None]:
     record = {"init": str(opts.init), "init_path": info["path"]}
     earlier = ((info.get("metadata") or {}).get("training")) or {}
     if earlier:  # keep the lineage, so a card can state the total training behind the weights
-        keep = ("stage", "steps", "wall_seconds", "data", "command", "init", "init_training")
-        record["init_training"] = {k: earlier[k] for k in keep if k in earlier}
+        record["init_training"] = training_lineage(earlier)
     return model, record
 
 
