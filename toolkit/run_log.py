@@ -36,8 +36,20 @@ def _step(line: str) -> int:
         return 1 << 62  # a torn last line from a kill: drop it
 
 
+def _ema(values: list[float], weight: float = 0.9) -> list[float]:
+    smooth, acc = [], values[0]
+    for value in values:
+        acc = weight * acc + (1 - weight) * value
+        smooth.append(acc)
+    return smooth
+
+
 def plot_curves(records: list[dict], path: Path) -> Path | None:
-    """Training loss (smoothed) and validation PSNR-Y gain over bicubic per scale, as a PNG."""
+    """Training losses (smoothed) and validation per scale as a PNG.
+
+    Stage 1: the L1 loss and the PSNR-Y gain over bicubic. GAN stage: the generator's adversarial and
+    perceptual terms, the discriminator's real and fake terms, PSNR-Y and LPIPS.
+    """
     try:
         import matplotlib
 
@@ -47,21 +59,35 @@ def plot_curves(records: list[dict], path: Path) -> Path | None:
         return None
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
-    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
+    gan = bool(train) and "adversarial" in train[-1]
+    panels = 3 if gan else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4))
+    ax_loss, ax_psnr = axes[0], axes[1]
     if train:
         steps = [r["step"] for r in train]
-        loss = [r["loss"] for r in train]
-        smooth, acc = [], loss[0]
-        for value in loss:
-            acc = 0.9 * acc + 0.1 * value
-            smooth.append(acc)
-        ax_loss.plot(steps, loss, alpha=0.25, color="tab:blue")
-        ax_loss.plot(steps, smooth, color="tab:blue", label="training loss (EMA 0.9)")
+        keys = (
+            [
+                ("adversarial", "G adversarial"),
+                ("vgg", "G perceptual"),
+                ("loss_d_real", "D real"),
+                ("loss_d_fake", "D fake"),
+            ]
+            if gan
+            else [("loss", "training loss")]
+        )
+        for key, label in keys:
+            points = [(s, r[key]) for s, r in zip(steps, train, strict=True) if key in r]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            line = ax_loss.plot(xs, _ema(list(ys)), label=f"{label} (EMA 0.9)")[0]
+            ax_loss.plot(xs, ys, alpha=0.2, color=line.get_color())
         ax_loss.set_yscale("log")
         ax_loss.set_xlabel("step")
-        ax_loss.legend()
+        ax_loss.legend(fontsize=8)
     if val:
-        for head in sorted(val[-1]["metrics"]):
+        heads = sorted(val[-1]["metrics"])
+        for head in heads:
             ax_psnr.plot(
                 [r["step"] for r in val], [r["metrics"][head]["gain_db"] for r in val], marker="o", label=head
             )
@@ -69,6 +95,18 @@ def plot_curves(records: list[dict], path: Path) -> Path | None:
         ax_psnr.set_xlabel("step")
         ax_psnr.set_ylabel("PSNR-Y gain over bicubic (dB)")
         ax_psnr.legend()
+        if gan:
+            ax_lpips = axes[2]
+            for head in heads:
+                points = [
+                    (r["step"], r["metrics"][head]["lpips"]) for r in val if "lpips" in r["metrics"][head]
+                ]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    ax_lpips.plot(xs, ys, marker="o", label=head)
+            ax_lpips.set_xlabel("step")
+            ax_lpips.set_ylabel("LPIPS (AlexNet v0.1, lower is better)")
+            ax_lpips.legend()
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)

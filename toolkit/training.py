@@ -31,7 +31,7 @@ from toolkit.evaluate import evaluate, validation_images
 from toolkit.loading import load_any
 from toolkit.recipes import RECIPES, make_scheduler
 from toolkit.run_log import RunLog, plot_curves
-from toolkit.vgg import VGGFeatures, load_vgg19, perceptual_loss
+from toolkit.vgg import PERCEPTUAL_NETWORKS, VGGFeatures, load_perceptual, perceptual_loss
 
 ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # section 3.5
 # Options that must not change when a run is resumed.
@@ -46,6 +46,7 @@ FIXED_ON_RESUME = (
     "lr",
     "hr_max_side",
     "min_detail",
+    "perceptual",
 )
 
 
@@ -78,6 +79,7 @@ class TrainOptions:
     seed: int = 0
     threads: int | None = None
     vgg_weights: str | None = None
+    perceptual: str = "vgg19"  # vgg19 (the paper's) or vgg16 (offline substitute, see toolkit.vgg)
     adv_weight: float = 5e-3  # section 3.5 / Eq. 7: GAN terms vs VGG loss
     vgg_weight: float = 1.0
     progress: bool = True
@@ -90,6 +92,10 @@ class TrainOptions:
             raise PcarnError(f"--stage must be l1 or gan, got {self.stage!r}")
         if self.recipe not in RECIPES:
             raise PcarnError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
+        if self.perceptual not in PERCEPTUAL_NETWORKS:
+            raise PcarnError(
+                f"unknown --perceptual {self.perceptual!r}; choose from {', '.join(PERCEPTUAL_NETWORKS)}"
+            )
         if self.amp not in ("none", "bf16", "fp16"):
             raise PcarnError(f"--amp must be none, bf16 or fp16, got {self.amp!r}")
         if min(self.steps, self.batch, self.patch) < 1:
@@ -170,7 +176,7 @@ class Trainer:
         # Check everything that can fail before any long work starts.
         self.vgg = None
         if opts.stage == "gan":
-            self.vgg = (vgg or load_vgg19(opts.vgg_weights)).to(self.device)
+            self.vgg = (vgg or load_perceptual(opts.perceptual, opts.vgg_weights)).to(self.device)
         self.val_images = validation_images(opts.val) if opts.val and self.dist.main else None
         pairs = discover(opts.data, opts.scales)
         # Rank 0 decodes the cache; the other ranks wait for it, then map the same files.
@@ -277,6 +283,7 @@ class Trainer:
             "world_size": self.dist.world,
             "device": str(self.device),
             **(self.init_record or {}),
+            **({"perceptual": PERCEPTUAL_NETWORKS[self.opts.perceptual]} if self.opts.stage == "gan" else {}),
         }
 
     def _save_model(self, name: str, metrics: dict | None) -> Path:
@@ -307,9 +314,9 @@ class Trainer:
             sr = self.net(lr, scale).float()
         # Discriminator (Eq. 4, 6): SR is detached, so no gradient flows into the generator here.
         real, fake = self.disc_net(hr), self.disc_net(sr.detach())
-        loss_d = sum(
-            bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)) for r, f in zip(real, fake, strict=True)
-        )
+        loss_real = sum(bce(r, torch.ones_like(r)) for r in real)
+        loss_fake = sum(bce(f, torch.zeros_like(f)) for f in fake)
+        loss_d = loss_real + loss_fake
         self.disc_optimizer.zero_grad(set_to_none=True)
         loss_d.backward()
         self.disc_optimizer.step()
@@ -324,6 +331,8 @@ class Trainer:
         return {
             "loss": loss.item(),
             "loss_d": loss_d.item(),
+            "loss_d_real": loss_real.item(),
+            "loss_d_fake": loss_fake.item(),
             "adversarial": adversarial.item(),
             "vgg": vgg.item(),
             "grad_norm": float(grad_norm),
@@ -332,14 +341,24 @@ class Trainer:
     def _validate(self) -> None:
         if not self.dist.main or self.val_images is None:
             return
-        metrics = evaluate(self.model, self.val_images, self.opts.scales)
-        score = sum(m["gain_db"] for m in metrics.values()) / len(metrics)
+        gan = self.opts.stage == "gan"
+        metrics = evaluate(self.model, self.val_images, self.opts.scales, lpips=gan)
+        mean_gain = sum(m["gain_db"] for m in metrics.values()) / len(metrics)
+        record = {"kind": "val", "step": self.step, "metrics": metrics, "mean_gain_db": mean_gain}
+        # Stage 1 keeps the best PSNR; the GAN stage the best LPIPS (section 5 judges it so).
+        score = mean_gain
+        if gan:
+            record["mean_lpips"] = sum(m["lpips"] for m in metrics.values()) / len(metrics)
+            score = -record["mean_lpips"]
         improved = self.best is None or score > self.best
-        self.log.write({"kind": "val", "step": self.step, "metrics": metrics, "mean_gain_db": score})
+        self.log.write(record)
         if improved:
             self.best = score
             self._save_model("best.safetensors", metrics)
-        summary = "  ".join(f"{k} {m['psnr_y']:.2f} dB ({m['gain_db']:+.2f})" for k, m in metrics.items())
+        summary = "  ".join(
+            f"{k} {m['psnr_y']:.2f} dB ({m['gain_db']:+.2f})" + (f" LPIPS {m['lpips']:.3f}" if gan else "")
+            for k, m in metrics.items()
+        )
         tqdm.write(f"step {self.step}: PSNR-Y {summary}{'  [best]' if improved else ''}", file=sys.stderr)
 
     def run(self) -> Path:

