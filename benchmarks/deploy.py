@@ -62,6 +62,15 @@ def deploy(
             "worst_fp32_abs": max(
                 (e["parity"]["max_abs"] for e in ran if e["precision"] == "fp32"), default=None
             ),
+            # Against PyTorch's output on a real photo, 8-bit, per precision: the worst file of each.
+            "vs_pytorch": {
+                precision: {
+                    "psnr_y": min(e["parity"]["psnr_y_8bit"] for e in rows),
+                    "lpips": max(e["parity"]["lpips"] for e in rows),
+                }
+                for precision in sorted({e["precision"] for e in ran})
+                if (rows := [e for e in ran if e["precision"] == precision])
+            },
             "note": info.get("note"),
             "folder": folder,
         }
@@ -91,6 +100,11 @@ def deploy(
             f"**{'yes' if m['all_passed'] else 'no'}** (details: `{m.get('folder', name)}/report.md`)"
             + (f" — {m['note']}" if m.get("note") else "")
         )
+        for precision, v in (m.get("vs_pytorch") or {}).items():
+            lines.append(
+                f"  - {precision} files against PyTorch on a real photo (worst file): PSNR-Y "
+                f"{v['psnr_y']:.1f} dB, LPIPS {v['lpips']:.4f}"
+            )
     lines += [
         "",
         "## Latency of the exported files",

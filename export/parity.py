@@ -1,8 +1,9 @@
 """Parity: run each exported file in its runtime on real images and compare with PyTorch.
 
-Thresholds: fp32 max abs error <= 1e-4; fp16 PSNR >= 45 dB against fp32 PyTorch. Core ML cannot run
-on Linux; there every weight in the ML Program is compared with PyTorch (exact for fp32, equal to
-the float16 rounding for fp16) and its conv sequence with the ONNX graph's.
+Thresholds: fp32 max abs error <= 1e-4; fp16 PSNR >= 45 dB against fp32 PyTorch. Beside them, what a
+user sees: PSNR-Y and LPIPS of the file's 8-bit output against PyTorch's (inf and 0 when identical).
+Core ML cannot run on Linux; there every weight in the ML Program is compared with PyTorch (exact
+for fp32, equal to the float16 rounding for fp16) and its conv sequence with the ONNX graph's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from PIL import Image
 
 from export.common import DeployHead
 from export.optional import require
+from toolkit.lpips import lpips_rgb8
+from toolkit.metrics import psnr_y
 from toolkit.provenance import REPO_ROOT
 
 FP32_MAX_ABS = 1e-4
@@ -38,12 +41,21 @@ def parity_inputs(size: tuple[int, int]) -> dict[str, np.ndarray]:
     return out
 
 
+def to_rgb8(nchw: np.ndarray) -> np.ndarray:
+    """1x3xHxW float in [0, 1] (up to overshoot) -> HxWx3 uint8, rounded as ``pcarn upscale`` writes."""
+    return (np.clip(nchw[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def compare(reference: np.ndarray, output: np.ndarray) -> dict:
+    """Raw float error, and what a user sees: PSNR-Y and LPIPS of the 8-bit images against PyTorch's."""
     diff = output.astype(np.float64) - reference.astype(np.float64)
     mse = float(np.mean(diff**2))
+    ref8, out8 = to_rgb8(reference), to_rgb8(output)
     return {
         "max_abs": float(np.abs(diff).max()),
         "psnr_db": math.inf if mse == 0 else 10 * math.log10(1 / mse),
+        "psnr_y_8bit": psnr_y(out8, ref8, 0),
+        "lpips": lpips_rgb8(out8, ref8, 0),
     }
 
 
@@ -57,6 +69,8 @@ def runtime_parity(
         rows[name] = compare(reference, runner(path, x))
     worst_abs = max(r["max_abs"] for r in rows.values())
     worst_psnr = min(r["psnr_db"] for r in rows.values())
+    worst_psnr_y = min(r["psnr_y_8bit"] for r in rows.values())
+    worst_lpips = max(r["lpips"] for r in rows.values())
     if precision == "fp32":
         passed, rule = worst_abs <= FP32_MAX_ABS, f"max abs error {worst_abs:.2e} <= {FP32_MAX_ABS:.0e}"
     else:
@@ -67,6 +81,8 @@ def runtime_parity(
         "rule": rule,
         "max_abs": worst_abs,
         "psnr_db": worst_psnr,
+        "psnr_y_8bit": worst_psnr_y,
+        "lpips": worst_lpips,
         "images": rows,
     }
 

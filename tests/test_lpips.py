@@ -108,9 +108,12 @@ def test_lpips_of_bicubic_on_the_validation_photos_matches_the_published_table()
         assert np.mean(values) == pytest.approx(expected, abs=1e-3)
 
 
-def test_lpips_refuses_different_shapes():
+def test_lpips_refuses_different_shapes_and_too_small_images():
     with pytest.raises(ValueError, match="shapes differ"):
         lpips_rgb8(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8), 0)
+    with pytest.raises(PcarnError, match="at least 31x31 pixels after the border crop"):
+        lpips_rgb8(np.zeros((40, 64, 3), np.uint8), np.zeros((40, 64, 3), np.uint8), 5)
+    assert lpips_rgb8(np.zeros((31, 31, 3), np.uint8), np.full((31, 31, 3), 9, np.uint8), 0) >= 0
 
 
 class _Payload:

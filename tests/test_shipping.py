@@ -17,7 +17,7 @@ def test_ship_writes_checkpoint_and_card(tmp_path, monkeypatch):
     monkeypatch.setattr("toolkit.shipping.SHIPPED_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
     write_photos(tmp_path / "train", 2, size=(72, 60))
-    write_photos(tmp_path / "val", 1, size=(48, 36), seed=4)
+    write_photos(tmp_path / "val", 1, size=(64, 48), seed=4)
     run = tmp_path / "run"
     opts = TrainOptions(
         data=str(tmp_path / "train"),
@@ -52,3 +52,44 @@ def test_ship_without_validation_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(PcarnError, match="no best.safetensors"):
         ship(tmp_path / "run", "pcarn-m")
+
+
+def test_ship_a_gan_run_writes_lpips_card_plot_and_crops(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setattr("toolkit.shipping.SHIPPED_DIR", models)
+    monkeypatch.setattr("toolkit.gan_card.SHIPPED_DIR", models)
+    # Compare with our shipped stage-1 pcarn-m only: its architecture differs from the tiny run's,
+    # which a card must handle (it compares metrics, not weights).
+    monkeypatch.setattr("toolkit.gan_card.COMPARISONS", (("pcarn-m", "ours pcarn-m (stage 1)", True),))
+    write_photos(tmp_path / "train", 2, size=(72, 60))
+    write_photos(tmp_path / "val", 1, size=(96, 96), seed=4)
+    (tmp_path / "val" / "photo0.png").rename(tmp_path / "val" / "astronaut.png")
+    base = {"data": str(tmp_path / "train"), "variant": "pcarn-test", "batch": 2, "workers": 0}
+    base |= {"progress": False, "threads": 1, "scales": (2,)}
+    stage1 = train(TrainOptions(**base, out=str(tmp_path / "l1"), steps=1, patch=8))
+    gan = TrainOptions(
+        **base,
+        out=str(tmp_path / "gan"),
+        stage="gan",
+        init=str(stage1),
+        steps=2,
+        patch=16,
+        perceptual="vgg16",
+        val=str(tmp_path / "val"),
+        val_every=1,
+        command=f"pcarn train --stage gan --data {tmp_path / 'train'} --out {tmp_path / 'gan'}",
+    )
+    train(gan)
+    result = ship(tmp_path / "gan", "pcarn-test-gan", val=str(tmp_path / "val"))
+    metadata = read_metadata(result["checkpoint"])
+    assert metadata["training"]["command"] == "pcarn train --stage gan --data PHOTOS/ --out runs/gan"
+    assert [r["step"] for r in metadata["training"]["validation_history"]] == [1, 2]
+    x2 = metadata["metrics"]["values"]["x2"]
+    assert 0 < x2["lpips"] < 1 and set(x2["compared"]) == {"pcarn-m"}
+    card = (models / "pcarn-test-gan.md").read_text()
+    assert "VGG16 conv5_3" in card and "substitute for the paper's VGG19" in card
+    assert f"{x2['psnr_y']:.2f} / {x2['ssim_y']:.4f} / {x2['lpips']:.3f}" in card
+    assert "ours pcarn-m (stage 1)" in card and "| bicubic |" in card and str(tmp_path) not in card
+    for picture in ("pcarn-test-gan-perception-distortion.png", "pcarn-test-gan-crops.png"):
+        assert (models / picture).stat().st_size > 5_000 and f"]({picture})" in card

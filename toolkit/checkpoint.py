@@ -42,8 +42,10 @@ def build_metadata(
     training: dict | None = None,
     metrics: dict | None = None,
     source: dict | None = None,
+    made: dict | None = None,
 ) -> dict:
-    """The JSON document stored in the checkpoint header."""
+    """The JSON document stored in the checkpoint header; ``made`` keeps an earlier provenance (a
+    re-evaluated checkpoint was still made when and where it was trained)."""
     config = model.config
     return {
         "format": FORMAT_NAME,
@@ -55,7 +57,7 @@ def build_metadata(
         "training": training,
         "metrics": {"convention": METRIC_CONVENTION, "values": metrics or {}},
         "source": source,
-        "provenance": provenance(),
+        "provenance": made or provenance(),
     }
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from toolkit.errors import PcarnError
+from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -124,31 +125,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                     "model": info["path"],
                     "variant": info["variant"],
                     "images": sorted(images),
-                    "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale",
+                    "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale; "
+                    "LPIPS AlexNet-lin v0.1 on RGB, same crop, lower is better",
                     "results": results,
                 }
             )
         )
         return 0
-    print(f"{info['path']} ({info['variant']}) on {len(images)} images, PSNR-Y / SSIM-Y, border = scale")
-    print(f"{'scale':>6} {'model':>16} {'bicubic':>16} {'gain':>8}")
+    print(
+        f"{info['path']} ({info['variant']}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
+        "(AlexNet-lin v0.1, lower is better), border = scale"
+    )
+    print(f"{'scale':>6} {'model':>24} {'bicubic':>24} {'gain':>8}")
     for head, m in results.items():
         print(
-            f"{head:>6} {m['psnr_y']:8.2f} / {m['ssim_y']:.4f} {m['bicubic_psnr_y']:8.2f} / "
-            f"{m['bicubic_ssim_y']:.4f} {m['gain_db']:+7.2f}"
+            f"{head:>6} {m['psnr_y']:8.2f} / {m['ssim_y']:.4f} / {m['lpips']:.3f} "
+            f"{m['bicubic_psnr_y']:8.2f} / {m['bicubic_ssim_y']:.4f} / {m['bicubic_lpips']:.3f} "
+            f"{m['gain_db']:+7.2f}"
         )
     return 0
 
 
 def _cmd_ship(args: argparse.Namespace) -> int:
-    from toolkit.shipping import ship
+    from toolkit.shipping import refresh, ship
 
-    result = ship(args.run, args.name, val=args.val)
+    if args.refresh == bool(args.run):
+        raise PcarnError("pcarn ship takes a run folder, or --refresh (the shipped checkpoint), not both")
+    result = refresh(args.name, val=args.val) if args.refresh else ship(args.run, args.name, val=args.val)
     print(f"{result['checkpoint']} and {result['card']} written")
     for head, m in result["metrics"].items():
         share = m.get("fraction_of_reference_gain")
         extra = f", {100 * share:.0f}% of the reference gain" if share is not None else ""
-        print(f"  {head}: {m['psnr_y']:.2f} dB, {m['gain_db']:+.2f} dB over bicubic{extra}")
+        print(
+            f"  {head}: {m['psnr_y']:.2f} dB, {m['gain_db']:+.2f} dB over bicubic, "
+            f"LPIPS {m['lpips']:.3f}{extra}"
+        )
     return 0
 
 
@@ -251,6 +262,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             "all passed" if m["all_passed"] else f"FAILED: {', '.join(m.get('failed') or [m.get('note')])}"
         )
         print(f"  {name}: {m['files']} files, graph checks and parity {state}{parity}")
+        for precision, v in (m.get("vs_pytorch") or {}).items():
+            print(
+                f"    {precision} output vs PyTorch's on a real photo (worst file): "
+                f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS {v['lpips']:.4f}"
+            )
     print(f"  report: {Path(args.out) / 'report.md'}")
     return 0 if summary["all_passed"] else 1
 
@@ -371,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval", help="PSNR-Y/SSIM-Y of a model and of bicubic per scale")
+    ev = sub.add_parser("eval", help="PSNR-Y, SSIM-Y and LPIPS of a model and of bicubic per scale")
     ev.add_argument("--model", default="pcarn-m")
     ev.add_argument("--data", default="skimage", help="folder of HR images or 'skimage' (default)")
     ev.add_argument("--scales", type=_scales, default=(2, 3, 4))
@@ -379,8 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval)
 
     sh = sub.add_parser("ship", help="evaluate a run's best checkpoint and ship it under models/ with a card")
-    sh.add_argument("run", help="training run folder")
-    sh.add_argument("--name", required=True, choices=["pcarn-m", "pcarn"])
+    sh.add_argument("run", nargs="?", help="training run folder (omit with --refresh)")
+    sh.add_argument("--name", required=True, choices=list(SHIPPED_NAMES))
+    sh.add_argument(
+        "--refresh", action="store_true", help="re-evaluate the shipped checkpoint NAME and rewrite its card"
+    )
     sh.add_argument("--val", default="skimage")
     sh.set_defaults(func=_cmd_ship)
 
@@ -415,7 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.set_defaults(func=_cmd_bench)
 
     de = sub.add_parser("deploy", help="export the shipped models everywhere, check, compare and time them")
-    de.add_argument("--models", default="pcarn-m,pcarn")
+    de.add_argument(
+        "--models",
+        default=",".join(DEPLOY_DEFAULT),
+        help=f"comma list of names or checkpoint files (default {','.join(DEPLOY_DEFAULT)}; "
+        f"shipped: {', '.join(SHIPPED_NAMES)})",
+    )
     de.add_argument("--scales", type=_scales, default=(2, 3, 4))
     de.add_argument("--out", default="deploy")
     de.add_argument("--threads", type=int, default=os.cpu_count() or 1)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from toolkit.errors import PcarnError
 from toolkit.package_weights import ALEXNET_LPIPS, load_package_weights
 
 # LPIPS's ScalingLayer: per-channel shift and scale applied to [-1, 1] inputs.
@@ -23,6 +24,8 @@ LPIPS_SCALE = (0.458, 0.448, 0.450)
 ALEXNET_CONVS = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
 POOL_AFTER = (0, 1)
 EPS = 1e-10
+# AlexNet's two 3/2 max-pools need a 7x7 first-conv map: 31 input pixels per side at the least.
+MIN_SIDE = 31
 
 
 def flax_kernel(kernel: torch.Tensor) -> torch.Tensor:
@@ -98,6 +101,10 @@ def lpips_rgb8(sr8: np.ndarray, hr8: np.ndarray, border: int, *, net: AlexNetLPI
         raise ValueError(f"shapes differ: {sr8.shape} vs {hr8.shape}")
     if border > 0:
         sr8, hr8 = sr8[border:-border, border:-border], hr8[border:-border, border:-border]
+    if min(sr8.shape[:2]) < MIN_SIDE:
+        raise PcarnError(
+            f"LPIPS needs at least {MIN_SIDE}x{MIN_SIDE} pixels after the border crop, got {sr8.shape[:2]}"
+        )
     net = net or lpips_alex()
     with torch.no_grad():
         return float(net(to_lpips_input(sr8), to_lpips_input(hr8))[0])

@@ -16,6 +16,7 @@ from pathlib import Path
 from toolkit.atomic import atomic_path
 from toolkit.authors import sha256_of
 from toolkit.errors import PcarnError
+from toolkit.names import SHIPPED_FALLBACK, SHIPPED_NAMES  # noqa: F401 (re-exported)
 from toolkit.provenance import REPO_ROOT
 
 PCARN_BASE = "https://github.com/nmhkahn/PCARN-pytorch/raw/master/checkpoints"
@@ -58,8 +59,6 @@ OFFICIAL: dict[str, OfficialWeights] = {
 }
 
 SHIPPED_DIR = REPO_ROOT / "models"
-# Until a trained checkpoint of ours ships, a shipped name falls back to the authors' L1 weights.
-SHIPPED_FALLBACK = {"pcarn-m": "PCARN-M-L1", "pcarn": "PCARN-L1"}
 
 
 def cache_dir() -> Path:

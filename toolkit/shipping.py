@@ -14,6 +14,7 @@ from toolkit.checkpoint import load_checkpoint, read_metadata, save_checkpoint, 
 from toolkit.errors import PcarnError
 from toolkit.evaluate import evaluate, validation_images
 from toolkit.loading import load_any
+from toolkit.portable import portable_training
 from toolkit.registry import SHIPPED_DIR
 from toolkit.run_log import RunLog
 
@@ -30,32 +31,80 @@ def ship(
     if not best.is_file():
         raise PcarnError(f"{run_dir} has no best.safetensors yet (validation writes it)")
     model, metadata = load_checkpoint(best)
+    training = metadata.get("training") or {}
+    if training.get("init_path") and "init_training" not in training:
+        training["init_training"] = _init_training(Path(training["init_path"]), training)
+    history = [_history_row(r) for r in RunLog(run_dir / "log.jsonl").records() if r.get("kind") == "val"]
+    training["validation_history"] = history
+    return publish(model, training, name, val=val, reference=reference, source={"run": run_dir.name})
+
+
+def refresh(name: str, *, val: str = "skimage", reference: str = "PCARN-M-L1") -> dict:
+    """Re-evaluate a shipped checkpoint and rewrite its card (same weights, current metrics)."""
+    path = SHIPPED_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        raise PcarnError(f"nothing shipped as {name}: {path} does not exist")
+    model, metadata = load_checkpoint(path)
+    return publish(
+        model,
+        metadata.get("training") or {},
+        name,
+        val=val,
+        reference=reference,
+        source=metadata.get("source"),
+        made=metadata.get("provenance"),
+    )
+
+
+def publish(
+    model,
+    training: dict,
+    name: str,
+    *,
+    val: str,
+    reference: str,
+    source: dict | None,
+    made: dict | None = None,
+) -> dict:
+    """Evaluate, store under ``models/`` with portable paths, and write the model card."""
     images = validation_images(val)
     scales = tuple(model.config.scales)
     ours = evaluate(model, images, scales)
+    training = portable_training({**training, "validation": {"set": val, "images": sorted(images)}})
+    target = SHIPPED_DIR / f"{name}.safetensors"
+    card = SHIPPED_DIR / f"{name}.md"
+    if training.get("stage") == "gan":
+        from toolkit.gan_card import publish_gan
+
+        metrics = publish_gan(model, name, images, ours, training, source=source, made=made)
+        return {"checkpoint": str(target), "card": str(card), "metrics": metrics}
     try:
         ref_model, _ = load_any(reference, quiet=True)
         theirs = evaluate(ref_model, images, scales)
     except PcarnError as exc:
         theirs = None
         print(f"note: reference {reference} unavailable ({exc})")
-    training = metadata.get("training") or {}
-    training = {**training, "validation": {"set": val, "images": sorted(images)}}
-    if training.get("init_path") and "init_training" not in training:
-        training["init_training"] = _init_training(Path(training["init_path"]), training)
     metrics = {head: dict(values) for head, values in ours.items()}
     if theirs:
         for head, values in metrics.items():
             values["reference"] = reference
             values["reference_psnr_y"] = theirs[head]["psnr_y"]
             values["reference_ssim_y"] = theirs[head]["ssim_y"]
+            values["reference_lpips"] = theirs[head]["lpips"]
             values["fraction_of_reference_gain"] = values["gain_db"] / theirs[head]["gain_db"]
-    target = SHIPPED_DIR / f"{name}.safetensors"
-    stored = save_checkpoint(model, target, training=training, metrics=metrics, source={"run": run_dir.name})
-    history = [r for r in RunLog(run_dir / "log.jsonl").records() if r.get("kind") == "val"]
-    card = SHIPPED_DIR / f"{name}.md"
+    stored = save_checkpoint(model, target, training=training, metrics=metrics, source=source, made=made)
+    history = training.get("validation_history") or []
     card.write_text(render_card(name, stored, metrics, reference if theirs else None, history))
     return {"checkpoint": str(target), "card": str(card), "metrics": metrics}
+
+
+def _history_row(record: dict) -> dict:
+    """What a card needs of one validation record."""
+    keep = ("psnr_y", "gain_db", "lpips")
+    return {
+        "step": record["step"],
+        "metrics": {h: {k: m[k] for k in keep if k in m} for h, m in record["metrics"].items()},
+    }
 
 
 def render_card(
@@ -79,34 +128,37 @@ def render_card(
         f"`{options.get('recipe', '?')}` (peak lr {options.get('lr') or 'recipe default'}), "
         f"device {training.get('device', '?')}",
         f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps",
-        *_lineage(training),
+        *lineage_lines(training),
         f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
         f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
         f"{metadata['provenance']['created']}",
         "",
         "## Quality",
         "",
-        "PSNR-Y / SSIM-Y (BT.601 studio range, border = scale, SSIM 11x11 Gaussian sigma 1.5), mean over "
+        "PSNR-Y / SSIM-Y (BT.601 studio range, border = scale, SSIM 11x11 Gaussian sigma 1.5) and LPIPS "
+        "(AlexNet-lin v0.1, same crop, lower is better), mean over "
         f"scikit-image's {', '.join(training.get('validation', {}).get('images', []))}; LR made by bicubic "
         "downscaling (Pillow, antialiased). Reproduce: `pcarn eval --model "
         f"{name} --data skimage`.",
         "",
     ]
-    header = "| scale | this model | bicubic | gain |"
-    rule = "|---|---|---|---|"
+    header = "| scale | this model | LPIPS | bicubic | gain |"
+    rule = "|---|---|---|---|---|"
     if reference:
-        header += f" {reference} | its gain | share of its gain |"
-        rule += "---|---|---|"
+        header += f" {reference} | its LPIPS | its gain | share of its gain |"
+        rule += "---|---|---|---|"
     lines += [header, rule]
     for head, m in metrics.items():
         row = (
-            f"| {head} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {m['bicubic_psnr_y']:.2f} / "
+            f"| {head} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {m['lpips']:.3f} | "
+            f"{m['bicubic_psnr_y']:.2f} / "
             f"{m['bicubic_ssim_y']:.4f} | {m['gain_db']:+.2f} dB |"
         )
         if reference:
             ref_gain = m["reference_psnr_y"] - m["bicubic_psnr_y"]
             row += (
-                f" {m['reference_psnr_y']:.2f} / {m['reference_ssim_y']:.4f} | {ref_gain:+.2f} dB |"
+                f" {m['reference_psnr_y']:.2f} / {m['reference_ssim_y']:.4f} | {m['reference_lpips']:.3f} |"
+                f" {ref_gain:+.2f} dB |"
                 f" {100 * m['fraction_of_reference_gain']:.0f}% |"
             )
         lines.append(row)
@@ -146,7 +198,7 @@ def _init_training(path: Path, training: dict) -> dict | None:
     return training_lineage(earlier)
 
 
-def _lineage(training: dict) -> list[str]:
+def lineage_lines(training: dict) -> list[str]:
     """Card lines for the runs these weights were initialised from, and the totals."""
     lines, steps, wall = [], training.get("steps", 0), training.get("wall_seconds", 0.0)
     earlier = training.get("init_training")

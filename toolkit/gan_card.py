@@ -1,0 +1,361 @@
+"""The card of a photo-realistic (GAN-stage) checkpoint: LPIPS next to PSNR-Y, beside the authors'
+models and our stage-1 ones, a perception-distortion plot and side-by-side crops.
+
+Section 5 judges the GAN models by LPIPS (AlexNet-lin v0.1); PSNR is expected to fall. The bar of the
+issue that introduced this stage: LPIPS at least half of the authors' GAN improvement better than our
+stage-1 model of the same variant, at every scale, with PSNR-Y within 0.5 dB of the authors' PCARN-M.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from models import PCARN
+from toolkit.checkpoint import save_checkpoint
+from toolkit.data import bicubic_downscale, bicubic_upscale, mod_crop
+from toolkit.errors import PcarnError
+from toolkit.evaluate import evaluate
+from toolkit.inference import upscale_rgb
+from toolkit.loading import load_any
+from toolkit.registry import SHIPPED_DIR, shipped_path
+from toolkit.shipping import lineage_lines
+
+# Models a GAN card compares with: (name accepted by load_any, label, shipped by us?).
+COMPARISONS = (
+    ("PCARN-M", "authors' PCARN-M (GAN)", False),
+    ("PCARN-M-L1", "authors' PCARN-M-L1", False),
+    ("pcarn-m", "ours pcarn-m (stage 1)", True),
+    ("pcarn", "ours pcarn (stage 1)", True),
+    ("pcarn-m-gan", "ours pcarn-m-gan", True),
+    ("pcarn-gan", "ours pcarn-gan", True),
+)
+AUTHORS_GAN, AUTHORS_L1 = "PCARN-M", "PCARN-M-L1"
+LPIPS_FRACTION = 0.5  # at least half the authors' GAN improvement
+PSNR_SLACK_DB = 0.5
+CROP_SIZE = 96  # HR pixels; shown at the model's largest scale
+CROP_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def compared_models(name: str, images: dict, scales: tuple[int, ...]) -> dict[str, dict]:
+    """Metrics of every comparison model available here (skipping ``name`` and unshipped ones)."""
+    results = {}
+    for other, label, ours in COMPARISONS:
+        if other == name or (ours and not shipped_path(other).is_file()):
+            continue
+        try:
+            model, _ = load_any(other, quiet=True)
+        except PcarnError as exc:
+            print(f"note: {other} unavailable for comparison ({exc})", file=sys.stderr)
+            continue
+        results[other] = {"label": label, "metrics": evaluate(model, images, scales), "model": model}
+    return results
+
+
+def targets(name: str, head: str, compared: dict) -> dict:
+    """This issue's bar for one scale, from the models that are present."""
+    out = {}
+    stage1 = name.removesuffix("-gan")
+    if {AUTHORS_GAN, AUTHORS_L1, stage1} <= set(compared):
+        bought = (
+            compared[AUTHORS_L1]["metrics"][head]["lpips"] - compared[AUTHORS_GAN]["metrics"][head]["lpips"]
+        )
+        out["lpips_max"] = compared[stage1]["metrics"][head]["lpips"] - LPIPS_FRACTION * bought
+    if AUTHORS_GAN in compared:
+        out["psnr_y_min"] = compared[AUTHORS_GAN]["metrics"][head]["psnr_y"] - PSNR_SLACK_DB
+    if name == "pcarn-gan" and "pcarn-m-gan" in compared:
+        out["lpips_max_vs_pcarn_m_gan"] = compared["pcarn-m-gan"]["metrics"][head]["lpips"]
+    return out
+
+
+def publish_gan(
+    model: PCARN,
+    name: str,
+    images: dict,
+    ours: dict,
+    training: dict,
+    *,
+    source: dict | None,
+    made: dict | None = None,
+) -> dict:
+    """Store the checkpoint and write ``models/{name}.md`` with its plot and crops; returns metrics."""
+    scales = tuple(model.config.scales)
+    compared = compared_models(name, images, scales)
+    metrics = {}
+    for head, values in ours.items():
+        bar = targets(name, head, compared)
+        metrics[head] = {
+            **values,
+            "targets": bar,
+            "compared": {
+                k: {m: c["metrics"][head][m] for m in ("psnr_y", "ssim_y", "lpips")}
+                for k, c in compared.items()
+            },
+        }
+    stored = save_checkpoint(
+        model,
+        SHIPPED_DIR / f"{name}.safetensors",
+        training=training,
+        metrics=metrics,
+        source=source,
+        made=made,
+    )
+    plot_path = SHIPPED_DIR / f"{name}-perception-distortion.png"
+    crops_path = SHIPPED_DIR / f"{name}-crops.png"
+    plot_perception_distortion(name, ours, compared, plot_path)
+    crops = [p for p in CROP_PHOTOS if p in images]
+    if crops:
+        side_by_side(name, model, {p: images[p] for p in crops}, compared, crops_path)
+    crops_note = (crops_path.name, max(scales)) if crops else None
+    card = render_gan_card(name, stored, metrics, compared, plot_path.name, crops_note)
+    (SHIPPED_DIR / f"{name}.md").write_text(card)
+    return metrics
+
+
+def _met(metrics: dict) -> dict[str, bool]:
+    checks: dict[str, bool] = {}
+    for head, m in metrics.items():
+        t = m["targets"]
+        if "lpips_max" in t:
+            checks[f"{head} LPIPS <= {t['lpips_max']:.3f}"] = m["lpips"] <= t["lpips_max"]
+        if "psnr_y_min" in t:
+            checks[f"{head} PSNR-Y >= {t['psnr_y_min']:.2f} dB"] = m["psnr_y"] >= t["psnr_y_min"]
+        if "lpips_max_vs_pcarn_m_gan" in t:
+            checks[f"{head} LPIPS <= pcarn-m-gan's {t['lpips_max_vs_pcarn_m_gan']:.3f}"] = (
+                m["lpips"] <= t["lpips_max_vs_pcarn_m_gan"]
+            )
+    return checks
+
+
+def render_gan_card(
+    name: str,
+    metadata: dict,
+    metrics: dict,
+    compared: dict,
+    plot_file: str,
+    crops: tuple[str, int] | None,
+) -> str:
+    training = metadata.get("training") or {}
+    options = training.get("options", {})
+    heads = list(metrics)
+    lines = [
+        f"# {name} — photo-realistic (GAN stage), trained by pcarn-toolkit",
+        "",
+        f"Variant `{metadata['variant']}`, {metadata['params']:,} parameters, heads "
+        f"{', '.join('x' + str(s) for s in metadata['io']['scales'])}; input RGB in [0, 1], NCHW. "
+        "Fine-tuned from our stage-1 model with the multi-scale discriminator and the perceptual loss "
+        "(section 3.5): judge it by LPIPS, not PSNR.",
+        "",
+        "## How it was made",
+        "",
+        f"- Command: `{training.get('command', '?')}`",
+        f"- Data: `{training.get('data', '?')}` (the Debian wallpaper photos of "
+        "`shared/data/debian-photos.sh`; none of the validation photos)",
+        f"- Perceptual network: {training.get('perceptual', '?')}"
+        + (
+            " — **a substitute for the paper's VGG19 conv5_4**, whose weights cannot be downloaded on the "
+            "machine that trained this"
+            if options.get("perceptual") == "vgg16"
+            else ""
+        ),
+        f"- Loss (Eq. 7): {options.get('adv_weight', '?')} x multi-scale adversarial + "
+        f"{options.get('vgg_weight', '?')} x perceptual MSE (the paper's weights)",
+        f"- {training.get('steps', '?')} steps, batch {options.get('batch', '?')}, LR patch "
+        f"{options.get('patch', '?')}, recipe `{options.get('recipe', '?')}` lr "
+        f"{options.get('lr') or 'default'}, "
+        f"device {training.get('device', '?')} (paper: 2e5 steps, batch 64, patch 48, lr 1e-4 on a GPU; "
+        "batch, patch and steps cut to fit a 2-core CPU)",
+        f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps; best "
+        "checkpoint chosen by mean validation LPIPS",
+        *lineage_lines(training),
+        f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
+        f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
+        f"{metadata['provenance']['created']}",
+        "",
+        "## Quality",
+        "",
+        "PSNR-Y / SSIM-Y (BT.601 studio range, border = scale) and LPIPS (AlexNet-lin v0.1, same crop; "
+        "lower is better), mean over scikit-image's "
+        f"{', '.join(training.get('validation', {}).get('images', []))}; "
+        f"LR by antialiased bicubic downscaling. Reproduce: `pcarn eval --model {name}` (and "
+        "`--model NAME` for each row).",
+        "",
+        "| model | " + " | ".join(f"{h} PSNR-Y / SSIM-Y / LPIPS" for h in heads) + " |",
+        "|---" * (len(heads) + 1) + "|",
+    ]
+
+    def row(label: str, values: dict) -> str:
+        cells = [f"{v['psnr_y']:.2f} / {v['ssim_y']:.4f} / {v['lpips']:.3f}" for v in values.values()]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    lines.append(row(f"**{name} (this)**", {h: metrics[h] for h in heads}))
+    for c in compared.values():
+        lines.append(row(f"{c['label']}", {h: c["metrics"][h] for h in heads}))
+    lines.append(
+        row(
+            "bicubic",
+            {
+                h: {"psnr_y": m["bicubic_psnr_y"], "ssim_y": m["bicubic_ssim_y"], "lpips": m["bicubic_lpips"]}
+                for h, m in metrics.items()
+            },
+        )
+    )
+    checks = _met(metrics)
+    if checks:
+        lines += [
+            "",
+            "Bar (LPIPS at least half of the authors' GAN gain better than our stage-1 model; PSNR-Y "
+            "within 0.5 dB of the authors' PCARN-M): "
+            + ", ".join(f"{k}: {'met' if v else '**not met**'}" for k, v in checks.items())
+            + f". Overall: **{'met' if all(checks.values()) else 'not met'}**.",
+        ]
+    lines += ["", "## Perception-distortion", "", f"![PSNR-Y vs LPIPS]({plot_file})", ""]
+    if crops:
+        crops_file, crops_scale = crops
+        lines += [
+            f"## Side by side (x{crops_scale})",
+            "",
+            "The most detailed 96x96 HR window of each photo: bicubic | our stage 1 | this model | the "
+            "authors' PCARN-M (GAN) | HR.",
+            "",
+            f"![crops]({crops_file})",
+            "",
+        ]
+    history = training.get("validation_history") or []
+    if history:
+        lines += [
+            "## Validation during training",
+            "",
+            "| step | " + " | ".join(f"{h} PSNR-Y / LPIPS" for h in heads) + " |",
+            "|---" * (len(heads) + 1) + "|",
+        ]
+        for record in history:
+            cells = [
+                f"{record['metrics'][h]['psnr_y']:.2f} / "
+                f"{record['metrics'][h].get('lpips', float('nan')):.3f}"
+                for h in heads
+            ]
+            lines.append(f"| {record['step']} | " + " | ".join(cells) + " |")
+        lines += ["", more_training(history, heads)]
+    raw = {h: {k: v for k, v in m.items() if k != "compared"} for h, m in metrics.items()}
+    lines += ["", "## Raw metrics", "", "```json", json.dumps(raw, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def more_training(history: list[dict], heads: list[str]) -> str:
+    """What the LPIPS curve says about training longer."""
+    with_lpips = [r for r in history if all("lpips" in r["metrics"][h] for h in heads)]
+    if len(with_lpips) < 2:
+        return "Too few validations to read a trend."
+    half = with_lpips[len(with_lpips) // 2 :]
+    first, last = half[0], half[-1]
+    steps = max(1, last["step"] - first["step"])
+    slopes = ", ".join(
+        f"{h} {1000 * (last['metrics'][h]['lpips'] - first['metrics'][h]['lpips']) / steps:+.4f}"
+        for h in heads
+    )
+    return (
+        f"Over the second half of the run (steps {first['step']}-{last['step']}) LPIPS moved by {slopes} per "
+        "1000 steps (negative = better). The authors fine-tuned for 2e5 steps at batch 64; this run is a "
+        "small fraction of that, so continuing with `--init` from these weights is the way to get closer."
+    )
+
+
+def plot_perception_distortion(name: str, ours: dict, compared: dict, path) -> None:
+    """PSNR-Y against LPIPS, one point per model and scale (the idea of the paper's Fig. 8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {f"{name} (this)": ours, **{c["label"]: c["metrics"] for c in compared.values()}}
+    series["bicubic"] = {
+        h: {"psnr_y": m["bicubic_psnr_y"], "lpips": m["bicubic_lpips"]} for h, m in ours.items()
+    }
+    markers = {"x2": "o", "x3": "s", "x4": "^"}
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, (label, metrics) in enumerate(series.items()):
+        colour = "black" if label == "bicubic" else f"C{i}"
+        xs = [metrics[h]["lpips"] for h in metrics]
+        ys = [metrics[h]["psnr_y"] for h in metrics]
+        ax.plot(xs, ys, color=colour, lw=0.8, alpha=0.5)
+        for head, x, y in zip(metrics, xs, ys, strict=True):
+            ax.scatter(
+                x,
+                y,
+                color=colour,
+                marker=markers.get(head, "o"),
+                s=70 if "(this)" in label else 40,
+                edgecolors="black" if "(this)" in label else "none",
+                zorder=3,
+            )
+        ax.plot([], [], color=colour, label=label)
+    for head, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=head)
+    ax.set_xlabel("LPIPS (AlexNet-lin v0.1) - lower is more photo-realistic")
+    ax.set_ylabel("PSNR-Y (dB) - higher is less distorted")
+    ax.set_title("Perception-distortion on the scikit-image photos")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def most_detailed_window(hr: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` window with the largest mean gradient (on a coarse grid)."""
+    gray = hr.astype(np.float32).mean(axis=2)
+    grad = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
+    best, corner = -1.0, (0, 0)
+    step = size // 4
+    for y in range(0, grad.shape[0] - size, step):
+        for x in range(0, grad.shape[1] - size, step):
+            score = float(grad[y : y + size, x : x + size].mean())
+            if score > best:
+                best, corner = score, (y, x)
+    return corner
+
+
+def side_by_side(name: str, model: PCARN, photos: dict, compared: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stage1 = compared.get(name.removesuffix("-gan"))
+    authors = compared.get(AUTHORS_GAN)
+    columns = [
+        ("bicubic", None),
+        ("ours stage 1", stage1["model"] if stage1 else None),
+        (f"{name}", model),
+        ("authors' PCARN-M", authors["model"] if authors else None),
+        ("HR", None),
+    ]
+    columns = [c for c in columns if c[1] is not None or c[0] in ("bicubic", "HR")]
+    s = max(model.config.scales)
+    fig, axes = plt.subplots(len(photos), len(columns), figsize=(2.4 * len(columns), 2.5 * len(photos)))
+    axes = np.atleast_2d(axes)
+    for r, (photo, hr_full) in enumerate(photos.items()):
+        hr = mod_crop(hr_full, s)
+        lr = bicubic_downscale(hr, s)
+        y, x = most_detailed_window(hr, CROP_SIZE)
+        for c, (label, net) in enumerate(columns):
+            if label == "HR":
+                image = hr
+            elif label == "bicubic":
+                image = bicubic_upscale(lr, s)
+            else:
+                image = upscale_rgb(net, lr.astype(np.float32) / 255.0, s)
+            ax = axes[r, c]
+            ax.imshow(image[y : y + CROP_SIZE, x : x + CROP_SIZE], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(photo, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
