@@ -66,7 +66,9 @@ def deploy(
             "vs_pytorch": {
                 precision: {
                     "psnr_y": min(e["parity"]["psnr_y_8bit"] for e in rows),
-                    "lpips": max(e["parity"]["lpips"] for e in rows),
+                    "lpips": max(
+                        (e["parity"]["lpips"] for e in rows if e["parity"]["lpips"] is not None), default=None
+                    ),
                 }
                 for precision in sorted({e["precision"] for e in ran})
                 if (rows := [e for e in ran if e["precision"] == precision])
@@ -103,7 +105,7 @@ def deploy(
         for precision, v in (m.get("vs_pytorch") or {}).items():
             lines.append(
                 f"  - {precision} files against PyTorch on a real photo (worst file): PSNR-Y "
-                f"{v['psnr_y']:.1f} dB, LPIPS {v['lpips']:.4f}"
+                f"{v['psnr_y']:.1f} dB, LPIPS {_lpips_text(v['lpips'])}"
             )
     lines += [
         "",
@@ -119,3 +121,7 @@ def deploy(
     (out / "report.md").write_text("\n".join(lines))
     summary["all_passed"] = all(m["all_passed"] for m in summary["models"].values())
     return summary
+
+
+def _lpips_text(value: float | None) -> str:
+    return "n/a (output under 31 px)" if value is None else f"{value:.4f}"

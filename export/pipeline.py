@@ -202,7 +202,7 @@ def render_report(manifest: dict) -> str:
             f"- parity: {mark[parity['passed']]} — {parity['rule']}"
             + (f" ({parity['why_not_run']})" if "why_not_run" in parity else "")
         )
-        if "lpips" in parity:
+        if parity.get("lpips") is not None:
             lines.append(
                 "- 8-bit output against PyTorch's on real photos (worst): "
                 f"PSNR-Y {parity['psnr_y_8bit']:.1f} dB, LPIPS {parity['lpips']:.4f}"

@@ -100,12 +100,16 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
         threads=1,
         repeats=1,
         warmup=0,
-        input_size=(8, 8),
+        input_size=(16, 16),
         progress=False,
     )
     assert summary["all_passed"]
     entry = summary["models"][str(tmp_path / "tiny.safetensors")]
     assert entry["failed"] == [] and entry["files"] == 6 and 0 <= entry["worst_fp32_abs"] <= 1e-4
+    # What a user sees of the files' 8-bit outputs against PyTorch's on a real photo.
+    assert set(entry["vs_pytorch"]) == {"fp32", "fp16"}
+    assert entry["vs_pytorch"]["fp32"]["psnr_y"] >= 50 and entry["vs_pytorch"]["fp32"]["lpips"] < 1e-3
+    assert 0 <= entry["vs_pytorch"]["fp16"]["lpips"] < 0.01
     report = (tmp_path / "out" / "report.md").read_text()
     assert "6 files" in report and "Latency of the exported files" in report
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())

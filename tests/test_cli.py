@@ -172,3 +172,21 @@ def test_failed_upscale_leaves_an_existing_output_untouched(bad_inputs):
     assert result.returncode != 0
     assert (bad_inputs / "o.png").read_bytes() == b"previous result"
     assert sorted(p.name for p in bad_inputs.iterdir() if p.name.startswith(".")) == []
+
+
+def test_eval_reports_psnr_ssim_and_lpips(tmp_path, capsys):
+    from test_data import write_photos
+
+    from toolkit.cli import main
+
+    save_checkpoint(build_model("pcarn-test", scales=(2, 4)), tmp_path / "tiny.safetensors")
+    write_photos(tmp_path / "val", 1, size=(80, 72))
+    args = ["eval", "--model", str(tmp_path / "tiny.safetensors"), "--data", str(tmp_path / "val")]
+    assert main([*args, "--scales", "2,4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["results"]) == {"x2", "x4"} and "LPIPS AlexNet-lin v0.1" in report["convention"]
+    x2 = report["results"]["x2"]
+    assert 0 < x2["lpips"] < 1 and 0 < x2["bicubic_lpips"] < x2["lpips"]  # an untrained net is worse
+    assert main([*args, "--scales", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR-Y / SSIM-Y / LPIPS" in out and f"{x2['lpips']:.3f}" in out

@@ -265,7 +265,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         for precision, v in (m.get("vs_pytorch") or {}).items():
             print(
                 f"    {precision} output vs PyTorch's on a real photo (worst file): "
-                f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS {v['lpips']:.4f}"
+                f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS "
+                + ("n/a" if v["lpips"] is None else f"{v['lpips']:.4f}")
             )
     print(f"  report: {Path(args.out) / 'report.md'}")
     return 0 if summary["all_passed"] else 1
