@@ -29,25 +29,19 @@ def deploy(
     files: list[Path] = []
     for name in models:
         try:
-            model, info = load_any(name, quiet=not progress)
+            loaded = load_any(name, quiet=not progress)
         except PcarnError as exc:
             summary["models"][name] = {"all_passed": False, "files": 0, "note": f"not loaded: {exc}"}
             continue
-        source = info.get("source") or (info.get("metadata") or {}).get("source") or {}
-        provenance = {
-            "path": info["path"],
-            "variant": info["variant"],
-            "sha256": source.get("sha256", "unknown"),
-        }
         folder = Path(name).stem if Path(name).suffix else name
         manifest = export_all(
-            model,
+            loaded.model,
             out / folder,
             formats=["onnx", "coreml", "tflite"],
             scales=scales,
             precisions=["fp32", "fp16"],
             input_size=input_size,
-            provenance=provenance,
+            provenance=loaded.provenance,
             progress=progress,
         )
         ran = [e for e in manifest["files"] if e.get("parity", {}).get("ran")]
@@ -73,7 +67,7 @@ def deploy(
                 for precision in sorted({e["precision"] for e in ran})
                 if (rows := [e for e in ran if e["precision"] == precision])
             },
-            "note": info.get("note"),
+            "note": loaded.note,
             "folder": folder,
         }
         files += [

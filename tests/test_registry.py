@@ -48,7 +48,10 @@ def test_unknown_name_lists_the_known_ones():
 
 @requires_shared
 def test_names_resolve_to_the_shared_copy():
-    model, info = load_any("pcarn-m-l1")
-    assert info["variant"] == "pcarn-m" and info["path"].endswith("PCARN-M-L1.pth")
-    model, info = load_any("pcarn-m", quiet=True)
-    assert info["variant"] == "pcarn-m"
+    loaded = load_any("pcarn-m-l1")
+    assert loaded.variant == "pcarn-m" and loaded.path.endswith("PCARN-M-L1.pth")
+    assert loaded.sha256 == "50a018566eb28fbf966e0e4d43b513fa90b7242932afd9dddbc0be69d9df6ec9"
+    loaded = load_any("pcarn-m", quiet=True)
+    assert loaded.variant == "pcarn-m" and loaded.scales == (2, 3, 4) and loaded.note is None
+    assert loaded.provenance == {"path": loaded.path, "variant": "pcarn-m", "sha256": loaded.sha256}
+    assert 20 < loaded.receptive_radius["x4"] <= 24  # the default tile overlap covers it

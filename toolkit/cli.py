@@ -48,15 +48,15 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     output_format(args.output)  # fail on a bad destination before any heavy work
     check_output_folder(args.output)
     decoded = read_image(args.input)
-    model, info = load_any(args.model, quiet=args.quiet)
-    check_variant(model, args.variant, info["path"])
-    if args.scale not in model.config.scales:
+    loaded = load_any(args.model, quiet=args.quiet)
+    check_variant(loaded.model, args.variant, loaded.path)
+    if args.scale not in loaded.scales:
         raise PcarnError(
-            f"scale {args.scale} is not supported by this model; choose from {list(model.config.scales)}"
+            f"scale {args.scale} is not supported by this model; choose from {list(loaded.scales)}"
         )
     start = time.perf_counter()
     image = upscale_decoded(
-        decoded, args.scale, model, tile=args.tile, overlap=args.tile_overlap, progress=not args.quiet
+        decoded, args.scale, loaded.model, tile=args.tile, overlap=args.tile_overlap, progress=not args.quiet
     )
     path = write_image(image, args.output)
     if not args.quiet:
@@ -64,10 +64,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         print(
             f"{args.input} ({w}x{h}) -> {path} ({w * args.scale}x{h * args.scale}), "
-            f"x{args.scale} with {info['variant']} from {info['path']} in {seconds:.2f}s"
+            f"x{args.scale} with {loaded.variant} from {loaded.path} in {seconds:.2f}s"
         )
-        if "note" in info:
-            print(f"note: {info['note']}")
+        if loaded.note:
+            print(f"note: {loaded.note}")
     return 0
 
 
@@ -112,18 +112,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.evaluate import evaluate, validation_images
     from toolkit.loading import load_any
 
-    model, info = load_any(args.model, quiet=args.json)
-    missing = [s for s in args.scales if s not in model.config.scales]
-    if missing:
-        raise PcarnError(f"{info['path']} has no x{missing[0]} head; it has {list(model.config.scales)}")
+    loaded = load_any(args.model, quiet=args.json)
+    for scale in args.scales:
+        loaded.require_scale(scale)
     images = validation_images(args.data)
-    results = evaluate(model, images, args.scales)
+    results = evaluate(loaded.model, images, args.scales)
     if args.json:
         print(
             json.dumps(
                 {
-                    "model": info["path"],
-                    "variant": info["variant"],
+                    "model": loaded.path,
+                    "variant": loaded.variant,
+                    "sha256": loaded.sha256,
                     "images": sorted(images),
                     "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale; "
                     "LPIPS AlexNet-lin v0.1 on RGB, same crop, lower is better",
@@ -133,7 +133,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{info['path']} ({info['variant']}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
+        f"{loaded.path} ({loaded.variant}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
         "(AlexNet-lin v0.1, lower is better), border = scale"
     )
     print(f"{'scale':>6} {'model':>24} {'bicubic':>24} {'gain':>8}")
@@ -168,21 +168,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from export.pipeline import export_all
     from toolkit.loading import load_any
 
-    model, info = load_any(args.model, quiet=args.json)
+    loaded = load_any(args.model, quiet=args.json)
     try:
         size = parse_size(args.input_size) if args.input_size else None
     except ValueError as exc:
         raise PcarnError(str(exc)) from None
-    source = info.get("source") or (info.get("metadata") or {}).get("source") or {}
-    provenance = {"path": info["path"], "variant": info["variant"], "sha256": source.get("sha256", "unknown")}
     manifest = export_all(
-        model,
+        loaded.model,
         Path(args.out),
         formats=args.formats.split(","),
         scales=list(args.scales),
         precisions=args.precision.split(","),
         input_size=size,
-        provenance=provenance,
+        provenance=loaded.provenance,
         coreml_image_input=args.coreml_image_input,
         dynamic=args.dynamic,
         progress=not args.json,

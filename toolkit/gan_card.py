@@ -46,7 +46,7 @@ def compared_models(name: str, images: dict, scales: tuple[int, ...]) -> dict[st
         if other == name or (ours and not shipped_path(other).is_file()):
             continue
         try:
-            model, _ = load_any(other, quiet=True)
+            model = load_any(other, quiet=True).model
         except PcarnError as exc:
             print(f"note: {other} unavailable for comparison ({exc})", file=sys.stderr)
             continue

@@ -1,21 +1,60 @@
-"""One entry point that turns a path or a name into a ready-to-run model."""
+"""One entry point that turns a path or a name into a ready-to-run model and its identity.
+
+``load_any`` returns a :class:`LoadedModel`: the network plus everything written wherever a model's
+identity is recorded (model cards, export manifests, bench rows, upscale messages), so nobody rebuilds
+that record by hand.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models import PCARN, variant_of
-from toolkit.authors import load_authors_checkpoint
+from toolkit.authors import load_authors_checkpoint, sha256_of
 from toolkit.checkpoint import load_checkpoint, read_metadata
 from toolkit.errors import PcarnError
+from toolkit.inference import receptive_radius
 from toolkit.registry import OFFICIAL, SHIPPED_FALLBACK, fetch_official, known_names, shipped_path
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pkl", ".ckpt")
 
 
-def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[PCARN, dict]:
-    """Return ``(model in eval mode, description)`` for a checkpoint path or a known name."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded network (eval mode) and where it came from."""
+
+    model: PCARN
+    variant: str
+    path: str
+    sha256: str
+    metadata: dict = field(default_factory=dict)  # our checkpoint's header document; {} for .pth files
+    source: dict | None = None  # the authors' release record, or what our checkpoint was made from
+    note: str | None = None  # e.g. a shipped name that fell back to the authors' weights
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(self.model.config.scales)
+
+    @property
+    def receptive_radius(self) -> dict[str, float]:
+        """LR pixels an output pixel can see, per head (what a tile overlap must cover)."""
+        return {f"x{s}": receptive_radius(self.model, s) for s in self.scales}
+
+    @property
+    def provenance(self) -> dict:
+        """The identity an exported file or a bench row records."""
+        return {"path": self.path, "variant": self.variant, "sha256": self.sha256}
+
+    def require_scale(self, scale: int) -> None:
+        if scale not in self.scales:
+            raise PcarnError(f"{self.path} has no x{scale} head; it has {list(self.scales)}")
+
+
+def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> LoadedModel:
+    """Load a checkpoint path (ours or the authors' ``.pth``) or a known name."""
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.exists():
@@ -25,9 +64,9 @@ def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[P
         if shipped_path(key).is_file():
             return _load_path(shipped_path(key))
         fallback = SHIPPED_FALLBACK[key]
-        model, info = _load_path(fetch_official(fallback, quiet=quiet))
-        info["note"] = f"no trained {key} ships yet; used the authors' {fallback} weights"
-        return model, info
+        loaded = _load_path(fetch_official(fallback, quiet=quiet))
+        note = f"no trained {key} ships yet; used the authors' {fallback} weights"
+        return dataclasses.replace(loaded, note=note)
     if key in OFFICIAL:
         return _load_path(fetch_official(key, quiet=quiet))
     raise PcarnError(
@@ -35,7 +74,7 @@ def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[P
     )
 
 
-def _load_path(path: Path) -> tuple[PCARN, dict]:
+def _load_path(path: Path) -> LoadedModel:
     if not path.exists():
         raise PcarnError(f"checkpoint not found: {path}")
     if path.is_dir():
@@ -46,16 +85,17 @@ def _load_path(path: Path) -> tuple[PCARN, dict]:
         )
     if path.suffix in TORCH_SUFFIXES:
         model, source = load_authors_checkpoint(path)
-        return model, {"path": str(path), "variant": source["variant"], "source": source}
+        return LoadedModel(model, source["variant"], str(path), source["sha256"], source=source)
     model, metadata = load_checkpoint(path)
-    return model, {"path": str(path), "variant": metadata.get("variant"), "metadata": metadata}
+    variant = metadata.get("variant") or variant_of(model.config) or "custom"
+    return LoadedModel(model, variant, str(path), sha256_of(path), metadata, metadata.get("source"))
 
 
 def load_model(name_or_path: str | os.PathLike = "pcarn-m", *, variant: str | None = None) -> PCARN:
     """Load a model by path (ours or the authors' ``.pth``) or name; ``variant`` asserts which one."""
-    model, info = load_any(name_or_path)
-    check_variant(model, variant, info["path"])
-    return model
+    loaded = load_any(name_or_path)
+    check_variant(loaded.model, variant, loaded.path)
+    return loaded.model
 
 
 def check_variant(model: PCARN, expected: str | None, origin: str) -> None:
@@ -64,4 +104,4 @@ def check_variant(model: PCARN, expected: str | None, origin: str) -> None:
         raise PcarnError(f"{origin} holds a {actual} model, not the requested {expected}")
 
 
-__all__ = ["load_any", "load_model", "check_variant", "read_metadata"]
+__all__ = ["LoadedModel", "load_any", "load_model", "check_variant", "read_metadata"]

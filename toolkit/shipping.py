@@ -79,8 +79,7 @@ def publish(
         metrics = publish_gan(model, name, images, ours, training, source=source, made=made)
         return {"checkpoint": str(target), "card": str(card), "metrics": metrics}
     try:
-        ref_model, _ = load_any(reference, quiet=True)
-        theirs = evaluate(ref_model, images, scales)
+        theirs = evaluate(load_any(reference, quiet=True).model, images, scales)
     except PcarnError as exc:
         theirs = None
         print(f"note: reference {reference} unavailable ({exc})")

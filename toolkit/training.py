@@ -142,7 +142,8 @@ def _initial_model(opts: TrainOptions) -> tuple[PCARN, dict | None]:
         if opts.stage == "gan":
             raise PcarnError("stage gan fine-tunes a stage-1 model: pass --init CHECKPOINT")
         return PCARN(config), None
-    source, info = load_any(opts.init, quiet=True)
+    loaded = load_any(opts.init, quiet=True)
+    source = loaded.model
     if variant_of(source.config) != opts.variant:
         raise PcarnError(f"--init {opts.init} is {variant_of(source.config)}, not {opts.variant}")
     model = PCARN(config)
@@ -151,8 +152,8 @@ def _initial_model(opts: TrainOptions) -> tuple[PCARN, dict | None]:
     if missing:
         raise PcarnError(f"--init {opts.init} lacks weights for {sorted(missing)[0]} (heads {opts.scales}?)")
     model.load_state_dict(state)
-    record = {"init": str(opts.init), "init_path": info["path"]}
-    earlier = ((info.get("metadata") or {}).get("training")) or {}
+    record = {"init": str(opts.init), "init_path": loaded.path, "init_sha256": loaded.sha256}
+    earlier = loaded.metadata.get("training") or {}
     if earlier:  # keep the lineage, so a card can state the total training behind the weights
         record["init_training"] = training_lineage(earlier)
     return model, record
