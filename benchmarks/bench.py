@@ -15,14 +15,21 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.case import CONV_SIZE, GEMM_N
 from benchmarks.peers import PAPER_X4, PEERS
+from benchmarks.runtimes import RUNTIMES
 from export.common import default_input_size
+from export.formats import FORMATS, format_of
+from models import PRESETS
+from models.multadds import HD_720P
+from toolkit.errors import check_names
 
-DEFAULT_RUNTIMES = ("torch", "torch-cl", "onnx", "tflite", "coreml")
+DEFAULT_RUNTIMES = RUNTIMES
 MULTADDS_RATIO_TARGET = 1.8
 EFFICIENCY_TARGETS = {"pcarn": 0.8, "pcarn-m": 0.5}
 
@@ -73,6 +80,15 @@ def versions() -> dict:
 CEILING_REPEATS = 15
 
 
+@dataclass(frozen=True)
+class Ceiling:
+    """The ceiling kernels' sizes and repeats (tests pass small ones)."""
+
+    gemm_n: int = GEMM_N
+    conv_size: tuple[int, int] = CONV_SIZE
+    repeats: int = CEILING_REPEATS
+
+
 def run_bench(
     *,
     variants: list[str],
@@ -85,15 +101,31 @@ def run_bench(
     files: list[Path] | None = None,
     input_size: tuple[int, int] | None = None,
     progress: bool = True,
+    ceiling: Ceiling = Ceiling(),
 ) -> dict:
+    check_names(runtimes, RUNTIMES, "runtime")
+    check_names(peers, PEERS, "peer")
+    check_names(variants, PRESETS, "variant")
     base = {"threads": threads, "repeats": repeats, "warmup": warmup}
+    # A runtime that cannot run here is reported once, with its own reason, and not tried per case.
+    unavailable = []
+    for rt in runtimes:
+        ok, reason = FORMATS[rt].runnable() if rt in FORMATS else (True, "")
+        if not ok:
+            unavailable.append({"model": "*", "runtime": rt, "status": "unavailable", "reason": reason})
+    runtimes = [rt for rt in runtimes if rt not in {u["runtime"] for u in unavailable}]
     # The ceiling is the best rate the machine reaches: short kernels, many repeats, fastest run.
-    ceiling_base = {**base, "repeats": max(base["repeats"], CEILING_REPEATS)}
+    ceiling_base = {
+        **base,
+        "repeats": max(base["repeats"], ceiling.repeats),
+        "gemm_n": ceiling.gemm_n,
+        "conv_size": list(ceiling.conv_size),
+    }
     cases = [{"model": "ceiling-gemm", "runtime": "torch", **ceiling_base}]
-    cases += [{"model": "ceiling-conv", "runtime": rt, **ceiling_base} for rt in runtimes if rt != "coreml"]
+    cases += [{"model": "ceiling-conv", "runtime": rt, **ceiling_base} for rt in runtimes]
     if files:
         for path in files:
-            cases.append(_file_case(path, base))
+            cases.append(_file_case(path, base, input_size))
     else:
         for model in [*variants, *peers]:
             for scale in scales:
@@ -104,7 +136,7 @@ def run_bench(
                             "scale": scale,
                             "runtime": rt,
                             "precision": "fp32",
-                            "input_size": list(default_input_size(scale)),
+                            "input_size": list(input_size or default_input_size(scale)),
                             **base,
                         }
                     )
@@ -134,49 +166,27 @@ def run_bench(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "ceilings": ceilings,
         "rows": rows,
-        "unavailable": [r for r in results if r["status"] != "ok"],
+        "unavailable": unavailable + [r for r in results if r["status"] != "ok"],
         "weights_note": "latency does not depend on trained weights; peers use random weights",
     }
     report["claims"] = claims(rows)
     return report
 
 
-def _file_case(path: Path, base: dict) -> dict:
-    """An exported file: its metadata says the variant, scale and layout."""
-    fmt = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}.get(path.suffix)
-    if fmt is None:
-        raise ValueError(f"cannot benchmark {path}: expected .onnx, .tflite or .mlpackage")
-    meta = _file_metadata(path, fmt)
-    variant, scale = meta.get("variant", "pcarn-m"), int(meta.get("scale", 4))
-    shape = meta["input_shape"]
-    size = shape[2:4] if fmt != "tflite" else shape[1:3]
+def _file_case(path: Path, base: dict, size: tuple[int, int] | None = None) -> dict:
+    """An exported file: its metadata says the variant, scale and precision, its input the size."""
+    fmt = format_of(path)
+    meta = fmt.read_metadata(path)
+    shape = fmt.input_size(path)
     return {
-        "model": variant,
-        "scale": scale,
-        "runtime": fmt,
+        "model": meta.get("variant", "pcarn-m"),
+        "scale": int(meta.get("scale", 4)),
+        "runtime": fmt.name,
         "precision": meta.get("precision", "fp32"),
-        "input_size": list(size),
+        "input_size": [s or d for s, d in zip(shape, size or shape, strict=True)],
         "file": str(path),
         **base,
     }
-
-
-def _file_metadata(path: Path, fmt: str) -> dict:
-    if fmt == "onnx":
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: p.value for p in model.metadata_props}
-        dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-        return {**meta, "input_shape": dims}
-    if fmt == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        from export.tflite_format import read_metadata
-
-        shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape"].tolist()
-        return {**read_metadata(path), "input_shape": shape}
-    return {"input_shape": [1, 3, 0, 0]}
 
 
 def _cuda() -> str:
@@ -286,7 +296,7 @@ def _hd_correction(row: dict) -> float:
     """Rows are timed at the LR size of a 720p output; MultAdds as the paper counts them use 1280*720/s^2."""
     h, w = row["input_size"]
     s = row["scale"]
-    return (1280 * 720 / (s * s)) / (h * w)
+    return (HD_720P[0] * HD_720P[1] / (s * s)) / (h * w)
 
 
 __all__ = ["run_bench", "claims", "PEERS", "DEFAULT_RUNTIMES"]

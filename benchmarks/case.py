@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.multadds import multadds_for_lr_size
 from benchmarks.peers import PEERS
 from benchmarks.runtimes import Unavailable, prepare
 from models import PRESETS, build_model
+from models.multadds import multadds_for_lr_size
 
 CONV_SIZE = (180, 320)  # the ceiling conv: 64 -> 64 channels, 3x3, at 320x180
 GEMM_N = 2048
@@ -78,11 +78,12 @@ def run_case(spec: dict) -> dict:
         if name == "ceiling-gemm":
             if runtime != "torch":
                 raise Unavailable("the GEMM ceiling is measured with torch.matmul")
-            a, b = torch.rand(GEMM_N, GEMM_N), torch.rand(GEMM_N, GEMM_N)
-            run, macs = (lambda: torch.matmul(a, b)), GEMM_N**3
+            n = spec.get("gemm_n", GEMM_N)
+            a, b = torch.rand(n, n), torch.rand(n, n)
+            run, macs = (lambda: torch.matmul(a, b)), n**3
         elif name == "ceiling-conv":
             conv = ConvOnly().eval()
-            size = CONV_SIZE
+            size = tuple(spec.get("conv_size", CONV_SIZE))
             macs = 64 * 64 * 9 * size[0] * size[1]
             if runtime in ("torch", "torch-cl"):
                 fmt = torch.channels_last if runtime == "torch-cl" else torch.contiguous_format
@@ -93,7 +94,7 @@ def run_case(spec: dict) -> dict:
                     with torch.inference_mode():
                         conv(x)
             else:
-                run = _prepare_conv(runtime, conv, size, threads)
+                run = prepare(runtime, conv, 1, size, threads, in_channels=64)
         else:
             scale = spec["scale"]
             size = tuple(spec["input_size"])
@@ -119,19 +120,6 @@ def run_case(spec: dict) -> dict:
     result["peak_rss_mb"] = peak_rss_mb()
     result["status"] = "ok"
     return result
-
-
-def _prepare_conv(runtime: str, conv: nn.Module, size, threads: int):
-    import tempfile
-
-    from benchmarks.runtimes import prepare_onnx, prepare_tflite
-
-    workdir = Path(tempfile.mkdtemp(prefix="pcarn-ceiling-"))
-    if runtime == "onnx":
-        return prepare_onnx(conv, 1, size, threads, workdir, in_channels=64)
-    if runtime == "tflite":
-        return prepare_tflite(conv, 1, size, threads, workdir, in_channels=64)
-    raise Unavailable(f"no ceiling conv for runtime {runtime}")
 
 
 if __name__ == "__main__":

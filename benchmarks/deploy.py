@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchmarks.bench import run_bench
 from benchmarks.report import plot, table
+from export.formats import FORMATS, PRECISIONS
 from export.pipeline import export_all
 from toolkit.errors import PcarnError
 from toolkit.loading import load_any
@@ -37,9 +38,9 @@ def deploy(
         manifest = export_all(
             loaded.model,
             out / folder,
-            formats=["onnx", "coreml", "tflite"],
+            formats=list(FORMATS),
             scales=scales,
-            precisions=["fp32", "fp16"],
+            precisions=list(PRECISIONS),
             input_size=input_size,
             provenance=loaded.provenance,
             progress=progress,
@@ -73,12 +74,12 @@ def deploy(
         files += [
             out / folder / e["path"]
             for e in manifest["files"]
-            if e["status"] == "ok" and e["format"] in ("onnx", "tflite")
+            if e["status"] == "ok" and FORMATS[e["format"]].runnable()[0]
         ]
     bench = run_bench(
         variants=[],
         scales=scales,
-        runtimes=["onnx", "tflite"],
+        runtimes=[name for name, fmt in FORMATS.items() if fmt.runnable()[0]],
         threads=threads,
         repeats=repeats,
         warmup=warmup,

@@ -19,30 +19,20 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from benchmarks.op_profile import litert_interpreter
 from benchmarks.report import save_rows
-from export.checks import tflite_ops
-from export.common import DeployHead, default_input_size, native_output_captured
-from export.tflite_format import export_plain
+from export import tflite_format
+from export.common import NHWC, DeployHead, default_input_size, native_output_captured
+from export.tflite_file import TFLiteFile
+from export.tflite_format import interpreter
 from models import PCARN, PRESETS
-
-
-class _NHWC(nn.Module):
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 def export_before(head: DeployHead, path: Path, size: tuple[int, int]) -> Path:
     import litert_torch
 
     with native_output_captured():
-        litert_torch.convert(_NHWC(head).eval(), (torch.rand(1, *size, 3),)).export(str(path))
+        litert_torch.convert(NHWC(head).eval(), (torch.rand(1, *size, 3),)).export(str(path))
     return path
 
 
@@ -52,9 +42,9 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
     folder = Path(tempfile.mkdtemp(prefix="pcarn-lowering-"))
     files = {
         "before": export_before(head, folder / "before.tflite", size),
-        "after": export_plain(head, folder / "after.tflite", size),
+        "after": tflite_format.export(head, folder / "after.tflite", size, "fp32", {}),
     }
-    runners = {name: litert_interpreter(path.read_bytes(), threads) for name, path in files.items()}
+    runners = {name: interpreter(path.read_bytes(), threads) for name, path in files.items()}
     for _ in range(warmup):
         for run in runners.values():
             run.invoke()
@@ -66,7 +56,7 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
             times[name].append(time.perf_counter() - start)
     out = {"model": variant, "scale": scale, "input_size": list(size), "threads": threads}
     for name, path in files.items():
-        ops = collections.Counter(op for op, _ in tflite_ops(path))
+        ops = collections.Counter(op for op, _ in TFLiteFile.read(path).ops())
         out[name] = {
             "median_s": statistics.median(times[name]),
             "min_s": min(times[name]),

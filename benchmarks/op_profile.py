@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.case import timed
+from export.formats import FORMATS, format_of
+from export.onnx_format import ort_session
 from export.optional import require
+from export.tflite_file import TFLiteFile
+from export.tflite_format import interpreter
+from toolkit.errors import PcarnError, check_names
 
 
 def _median_time(fn, repeats: int, warmup: int) -> float:
@@ -35,32 +40,12 @@ def _conv_class(prefix: str, kh: int, kw: int, cin: int, cout: int, groups: int)
 # --- LiteRT -------------------------------------------------------------------------------------
 
 
-def litert_interpreter(content: bytes, threads: int):
-    """A LiteRT interpreter (XNNPACK) over ``content``, tensors allocated, inputs random."""
-    interpreter = require("ai_edge_litert.interpreter").Interpreter(
-        model_content=content, num_threads=threads
-    )
-    interpreter.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], rng.random(detail["shape"], dtype=np.float32))
-    return interpreter
-
-
-def _buffer_bytes(buffer, data: bytes) -> np.ndarray | None:
-    if buffer.data is not None and len(buffer.data):
-        return np.asarray(buffer.data, dtype=np.uint8)
-    if getattr(buffer, "offset", 0) > 1:
-        return np.frombuffer(data[buffer.offset : buffer.offset + buffer.size], np.uint8)
-    return None
-
-
-def _single_op_model(schema, model, data: bytes, op) -> bytes:
+def _single_op_model(source: TFLiteFile, op) -> bytes:
     """A model holding only ``op``: its constant inputs keep their weights, the others become inputs."""
-    sub = model.subgraphs[0]
+    schema, sub = source.schema, source.subgraph
     new = schema.ModelT()
-    new.version = model.version
-    new.operatorCodes = model.operatorCodes
+    new.version = source.model.version
+    new.operatorCodes = source.model.operatorCodes
     new.buffers = [schema.BufferT()]
     graph = schema.SubGraphT()
     graph.tensors, graph.inputs = [], []
@@ -71,7 +56,7 @@ def _single_op_model(schema, model, data: bytes, op) -> bytes:
             return index
         if index not in remap:
             tensor = copy.copy(sub.tensors[index])
-            raw = _buffer_bytes(model.buffers[tensor.buffer], data) if tensor.buffer else None
+            raw = source.buffer_bytes(source.model.buffers[tensor.buffer]) if tensor.buffer else None
             if raw is not None:
                 buffer = schema.BufferT()
                 buffer.data = raw
@@ -92,9 +77,7 @@ def _single_op_model(schema, model, data: bytes, op) -> bytes:
     graph.operators = [one]
     graph.outputs = list(one.outputs)
     new.subgraphs = [graph]
-    builder = require("flatbuffers").Builder(1024)
-    builder.Finish(new.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return TFLiteFile(schema, new, b"").pack()
 
 
 def _tflite_kind(name: str, sub, op) -> tuple[str, int]:
@@ -111,23 +94,19 @@ def _tflite_kind(name: str, sub, op) -> tuple[str, int]:
 
 def tflite_profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
     """Whole-graph median time and the isolated time of every op of a ``.tflite`` file."""
-    from export.checks import tflite_ops
-
-    schema = require("ai_edge_litert.schema_py_generated")
-    data = Path(path).read_bytes()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    sub = model.subgraphs[0]
-    whole = _median_time(litert_interpreter(data, threads).invoke, repeats, warmup)
+    source = TFLiteFile.read(Path(path))
+    sub = source.subgraph
+    whole = _median_time(interpreter(source.data, threads).invoke, repeats, warmup)
     seconds_of: dict[str, float] = {}  # one timing per distinct op signature
     rows: dict[str, dict] = collections.OrderedDict()
-    for name, op in tflite_ops(Path(path)):
+    for name, op in source.ops():
         kind, macs = _tflite_kind(name, sub, op)
         shapes = [tuple(sub.tensors[i].shape) if i >= 0 else () for i in (*op.inputs, *op.outputs)]
         options = repr(vars(op.builtinOptions)) if op.builtinOptions is not None else ""
         signature = f"{name}{shapes}{options}"
         if signature not in seconds_of:
-            single = _single_op_model(schema, model, data, op)
-            seconds_of[signature] = _median_time(litert_interpreter(single, threads).invoke, repeats, warmup)
+            single = _single_op_model(source, op)
+            seconds_of[signature] = _median_time(interpreter(single, threads).invoke, repeats, warmup)
         row = rows.setdefault(kind, {"op": kind, "count": 0, "seconds": 0.0, "macs": 0})
         row["count"] += 1
         row["seconds"] += seconds_of[signature]
@@ -184,18 +163,11 @@ def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tupl
 
 def onnx_profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
     """Whole-graph median time and each node's kernel time from ONNX Runtime's own profiler."""
-    ort = require("onnxruntime")
     convs = _onnx_convs(Path(path))
 
     def session(profile: bool):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if profile:
-            options.enable_profiling = True
-            options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="pcarn-prof-"), "ort")
-        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        prefix = os.path.join(tempfile.mkdtemp(prefix="pcarn-prof-"), "ort") if profile else None
+        sess = ort_session(path, threads, prefix)
         inp = sess.get_inputs()[0]
         x = np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in inp.shape], np.float32)
         return sess, lambda: sess.run(None, {inp.name: x})
@@ -253,13 +225,14 @@ def _summary(path: Path, runtime: str, threads: int, whole: float, rows: list[di
     }
 
 
+PROFILERS = {"onnx": onnx_profile, "tflite": tflite_profile}
+
+
 def profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict:
-    suffix = Path(path).suffix
-    if suffix == ".tflite":
-        return tflite_profile(path, threads, repeats, warmup)
-    if suffix == ".onnx":
-        return onnx_profile(path, threads, repeats, warmup)
-    raise ValueError(f"per-op profiles cover .onnx and .tflite files, not {suffix or path}")
+    fmt = format_of(path)
+    if fmt.name not in PROFILERS:
+        raise PcarnError(f"per-op profiles cover {', '.join(PROFILERS)} files, not {fmt.name} ({path})")
+    return PROFILERS[fmt.name](path, threads, repeats, warmup)
 
 
 def _label(result: dict) -> str:
@@ -287,29 +260,24 @@ def format_profile(result: dict) -> str:
 def profile_variants(
     variants: list[str], scale: int, runtimes: list[str], threads: int, repeats: int, warmup: int
 ) -> list[dict]:
-    """Export each variant's head at the 720p-output size (random weights: time does not depend on
-    them) and profile it in each runtime."""
+    """Profile each variant's head at the 720p-output size in the file ``pcarn export`` writes (random
+    weights: time does not depend on them)."""
     import torch
 
-    from benchmarks.runtimes import onnx_file, tflite_file
+    from benchmarks.runtimes import model_file
     from export.common import default_input_size
     from models import PCARN, PRESETS
 
+    check_names(variants, PRESETS, "variant")
+    check_names(runtimes, PROFILERS, "runtime for per-op profiles")
     torch.set_num_threads(threads)
     size = default_input_size(scale)
-    makers = {"onnx": onnx_file, "tflite": tflite_file}
-    bad = [v for v in variants if v not in PRESETS]
-    if bad:
-        raise ValueError(f"unknown variant {bad[0]!r}; choose from {', '.join(PRESETS)}")
-    unknown = [r for r in runtimes if r not in makers]
-    if unknown:
-        raise ValueError(f"per-op profiles cover onnx and tflite, not {', '.join(unknown)}")
     results = []
     for variant in variants:
         model = PCARN(PRESETS[variant]).eval()
         for runtime in runtimes:
             workdir = Path(tempfile.mkdtemp(prefix="pcarn-prof-"))
-            path = makers[runtime](model, scale, size, workdir)
+            path = model_file(model, FORMATS[runtime], scale, size, workdir)
             result = profile(path, threads, repeats, warmup)
             results.append({**result, "model": variant, "scale": scale, "input_size": list(size)})
     return results

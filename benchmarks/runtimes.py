@@ -1,45 +1,48 @@
-"""Runtimes the harness times: PyTorch eager (NCHW and channels-last), ONNX Runtime, LiteRT/XNNPACK, Core ML.
+"""Runtimes the harness times: PyTorch eager (NCHW and channels-last) and every export format.
 
-Each ``prepare_*`` returns a zero-argument callable that runs one forward pass on a fixed 720p-output
-input, with the thread count fixed, or raises ``Unavailable`` with the reason.
+A PCARN variant is timed in a format through the fp32 file that ``pcarn export`` writes
+(``export.pipeline.export_file``), so what is benchmarked is what ships. The peers (SRResNet, RRDBNet)
+and the ceiling conv are not shipped: they are converted plainly to ONNX and TFLite for timing.
+``prepare`` returns a zero-argument callable that runs one forward pass on a fixed input, or raises
+``Unavailable`` with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from export.common import DeployHead, native_output_captured
-from models import PCARN
+from export.common import NHWC, DeployHead, native_output_captured
+from export.formats import FORMATS
+from export.interface import ExportFormat
+from export.pipeline import export_file
+from models import PCARN, variant_of
+from toolkit.errors import PcarnError
+
+TORCH_RUNTIMES = ("torch", "torch-cl")
+RUNTIMES = (*TORCH_RUNTIMES, *FORMATS)
+RANDOM_WEIGHTS = "random weights (latency does not depend on them)"
 
 
 class Unavailable(Exception):
     """This runtime cannot run here; the message says why."""
 
 
-class _Forward(nn.Module):
-    """Any generator as forward(x) at a fixed scale, in NCHW or NHWC."""
+class AtScale(nn.Module):
+    """Any generator as ``forward(x)`` at a fixed scale, NCHW."""
 
-    def __init__(self, model: nn.Module, scale: int, nhwc: bool = False) -> None:
+    def __init__(self, model: nn.Module, scale: int) -> None:
         super().__init__()
-        self.model, self.scale, self.nhwc = model, scale, nhwc
+        self.model, self.scale = model, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.nhwc:
-            return self.model(x.permute(0, 3, 1, 2), self.scale).permute(0, 2, 3, 1)
         return self.model(x, self.scale)
-
-
-def _deployable(model: nn.Module, scale: int) -> nn.Module:
-    return DeployHead(model, scale).eval() if isinstance(model, PCARN) else _Forward(model, scale).eval()
 
 
 def prepare_torch(
@@ -47,7 +50,8 @@ def prepare_torch(
 ) -> Callable[[], None]:
     torch.set_num_threads(threads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    net = _deployable(model, scale).to(memory_format=fmt)
+    net = DeployHead(model, scale) if isinstance(model, PCARN) else AtScale(model, scale)
+    net = net.eval().to(memory_format=fmt)
     x = torch.rand(1, 3, *size).contiguous(memory_format=fmt)
 
     def run() -> None:
@@ -57,113 +61,79 @@ def prepare_torch(
     return run
 
 
-def onnx_file(
-    model: nn.Module, scale: int, size: tuple[int, int], workdir: Path, in_channels: int = 3
+def model_file(
+    model: nn.Module,
+    fmt: ExportFormat,
+    scale: int,
+    size: tuple[int, int],
+    workdir: Path,
+    *,
+    in_channels: int = 3,
+    provenance: dict | None = None,
 ) -> Path:
-    """The fp32 ONNX graph the harness times (opset 17, fixed shape)."""
-    path = workdir / f"bench_x{scale}.onnx"
-    net = _deployable(model, scale)
+    """The fp32 file to time: the exporter's own for PCARN models, a plain conversion otherwise."""
+    if isinstance(model, PCARN):
+        provenance = provenance or {"variant": variant_of(model.config) or "pcarn", "path": RANDOM_WEIGHTS}
+        try:
+            return export_file(model, fmt, scale, "fp32", workdir, input_size=size, provenance=provenance)
+        except PcarnError as exc:
+            raise Unavailable(str(exc)) from None
+    if fmt.name not in PLAIN:
+        raise Unavailable(f"models that do not ship are timed in {' and '.join(PLAIN)} only, not {fmt.name}")
+    path = workdir / f"plain_x{scale}{fmt.suffix}"
     with native_output_captured(), contextlib.redirect_stderr(io.StringIO()):
-        torch.onnx.export(
-            net,
-            (torch.rand(1, in_channels, *size),),
-            str(path),
-            input_names=["lr"],
-            output_names=["sr"],
-            opset_version=17,
-            dynamo=False,
-        )
+        PLAIN[fmt.name](AtScale(model, scale).eval(), path, (1, in_channels, *size))
     return path
 
 
-def tflite_file(
-    model: nn.Module, scale: int, size: tuple[int, int], workdir: Path, in_channels: int = 3
-) -> Path:
-    """The fp32 NHWC ``.tflite`` the harness times (PCARN heads with native depth-to-space)."""
-    path = workdir / f"bench_x{scale}.tflite"
-    if isinstance(model, PCARN):
-        from export.tflite_format import export_plain
+def _plain_onnx(net: nn.Module, path: Path, shape: tuple[int, ...]) -> None:
+    torch.onnx.export(
+        net,
+        (torch.rand(*shape),),
+        str(path),
+        input_names=["lr"],
+        output_names=["sr"],
+        opset_version=17,
+        dynamo=False,
+    )
 
-        with native_output_captured():
-            export_plain(DeployHead(model, scale), path, size)
-        return path
+
+def _plain_tflite(net: nn.Module, path: Path, shape: tuple[int, ...]) -> None:
     import litert_torch
 
-    with native_output_captured():
-        litert_torch.convert(
-            _Forward(model, scale, nhwc=True).eval(), (torch.rand(1, *size, in_channels),)
-        ).export(str(path))
-    return path
+    n, c, h, w = shape
+    litert_torch.convert(NHWC(net).eval(), (torch.rand(n, h, w, c),)).export(str(path))
 
 
-def prepare_onnx(
+PLAIN = {"onnx": _plain_onnx, "tflite": _plain_tflite}
+
+
+def prepare(
+    runtime: str,
     model: nn.Module | Path,
     scale: int,
     size: tuple[int, int],
     threads: int,
-    workdir: Path,
+    *,
     in_channels: int = 3,
-) -> Callable[[], None]:
+) -> Callable[[], object]:
+    """A timed forward pass of ``model`` (or of an exported file) in ``runtime``."""
+    if runtime in TORCH_RUNTIMES:
+        if isinstance(model, Path):
+            raise Unavailable(f"{model} is a file; torch runtimes time models")
+        return prepare_torch(model, scale, size, threads, channels_last=runtime == "torch-cl")
+    if runtime not in FORMATS:
+        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    fmt = FORMATS[runtime]
+    ok, reason = fmt.runnable()
+    if not ok:
+        raise Unavailable(reason)
+    if isinstance(model, Path):
+        path = model
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="pcarn-bench-"))
+        path = model_file(model, fmt, scale, size, workdir, in_channels=in_channels)
     try:
-        import onnxruntime as ort
-    except ImportError:
-        raise Unavailable("onnxruntime is not installed (extra: onnx)") from None
-    path = model if isinstance(model, Path) else onnx_file(model, scale, size, workdir, in_channels)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    shape = [
-        d if isinstance(d, int) else s
-        for d, s in zip(session.get_inputs()[0].shape, (1, in_channels, *size), strict=True)
-    ]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    return lambda: session.run(None, {name: x})
-
-
-def prepare_tflite(
-    model: nn.Module | Path,
-    scale: int,
-    size: tuple[int, int],
-    threads: int,
-    workdir: Path,
-    in_channels: int = 3,
-) -> Callable[[], None]:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise Unavailable("ai-edge-litert is not installed (extra: tflite)") from None
-    path = model if isinstance(model, Path) else tflite_file(model, scale, size, workdir, in_channels)
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(
-        detail["index"], np.random.default_rng(0).random(detail["shape"], dtype=np.float32)
-    )
-    return interpreter.invoke
-
-
-def prepare_coreml(model, scale, size, threads, workdir) -> Callable[[], None]:
-    if platform.system() != "Darwin":
-        raise Unavailable("Core ML runs only on macOS")
-    raise Unavailable("Core ML timing is not implemented yet")
-
-
-RUNTIMES = ("torch", "torch-cl", "onnx", "tflite", "coreml")
-
-
-def prepare(runtime: str, model, scale: int, size: tuple[int, int], threads: int) -> Callable[[], None]:
-    workdir = Path(tempfile.mkdtemp(prefix="pcarn-bench-"))
-    if runtime == "torch":
-        return prepare_torch(model, scale, size, threads)
-    if runtime == "torch-cl":
-        return prepare_torch(model, scale, size, threads, channels_last=True)
-    if runtime == "onnx":
-        return prepare_onnx(model, scale, size, threads, workdir)
-    if runtime == "tflite":
-        return prepare_tflite(model, scale, size, threads, workdir)
-    if runtime == "coreml":
-        return prepare_coreml(model, scale, size, threads, workdir)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        return fmt.timer(path, threads, size)
+    except PcarnError as exc:
+        raise Unavailable(str(exc)) from None

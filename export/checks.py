@@ -18,6 +18,7 @@ import torch
 
 from export.common import DeployHead
 from export.optional import require
+from export.tflite_file import TFLiteFile
 
 WEIGHT_SLACK = 1.05
 # Builtins the XNNPACK delegate takes for float models (its documented operator list, the subset
@@ -152,29 +153,10 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
     return report
 
 
-def _tflite_model(path: Path):
-    schema = require("ai_edge_litert.schema_py_generated")
-    data = path.read_bytes()
-    return schema, schema.ModelT.InitFromPackedBuf(bytearray(data), 0), data
-
-
-def tflite_ops(path: Path) -> list[tuple[str, object]]:
-    schema, model, _ = _tflite_model(path)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    codes = model.operatorCodes
-    sub = model.subgraphs[0]
-    out = []
-    for op in sub.operators:
-        code = codes[op.opcodeIndex]
-        builtin = max(code.builtinCode, getattr(code, "deprecatedBuiltinCode", 0))
-        out.append((names.get(builtin, str(builtin)), op))
-    return out
-
-
 def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
-    schema, model, data = _tflite_model(path)
-    sub = model.subgraphs[0]
-    ops = tflite_ops(path)
+    tflite = TFLiteFile.read(path)
+    schema, sub = tflite.schema, tflite.subgraph
+    ops = tflite.ops()
     report = GraphReport(dict(collections.Counter(name for name, _ in ops)))
     grouped = 0
     fused = unfused_conv = 0
@@ -203,15 +185,7 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
         f"({report.ops.get('RESHAPE', 0)} RESHAPE, {report.ops.get('TRANSPOSE', 0)} TRANSPOSE); "
         f"max tensor rank {max_rank}",
     )
-    arrays = []
-    for buf in model.buffers:
-        if buf.data is not None and len(buf.data):
-            arrays.append(np.asarray(buf.data))
-        elif getattr(buf, "offset", 0) > 1:
-            arrays.append(np.frombuffer(data[buf.offset : buf.offset + buf.size], np.uint8))
-    metadata_buffers = {m.buffer for m in (model.metadata or [])}
-    arrays = [a for i, a in enumerate(arrays) if i not in metadata_buffers]
-    _weight_check(report, _unique_bytes(arrays), exp, precision)
+    _weight_check(report, _unique_bytes(tflite.constant_buffers()), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS)
     report.add(
         "xnnpack",
@@ -262,6 +236,3 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
     _weight_check(report, _unique_bytes(tensors), exp, precision)
     return report
-
-
-CHECKERS = {"onnx": check_onnx, "tflite": check_tflite, "coreml": check_coreml}

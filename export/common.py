@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from models import PCARN, variant_of
+from models.multadds import HD_720P
 from toolkit.provenance import toolkit_version
-
-HD_720P = (720, 1280)
 
 
 class DeployHead(nn.Module):
@@ -42,6 +41,18 @@ class DeployHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.exit(self.net.heads[f"x{self.scale}"](self.net.trunk(x - self.input_mean)))
+
+
+class NHWC(nn.Module):
+    """An NCHW module with NHWC input and output, TFLite's layout; the converter's own layout pass
+    cancels these edge permutes."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 def default_input_size(scale: int, output: tuple[int, int] = HD_720P) -> tuple[int, int]:

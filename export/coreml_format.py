@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.checks import check_coreml
 from export.common import DeployHead
+from export.interface import ExportFormat
 from export.optional import require
+from export.parity import coreml_static_parity
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
@@ -56,13 +59,60 @@ def export(
     return path
 
 
-def can_run() -> tuple[bool, str]:
+def platform_limit() -> str | None:
     if platform.system() != "Darwin":
-        return False, "Core ML runs only on macOS; weights and op sequence were checked instead"
-    return True, ""
+        return "Core ML runs only on macOS"
+    return None
+
+
+def _model(path: Path, load: bool = True):
+    ct = require("coremltools")
+    if not load:
+        return ct.models.MLModel(str(path), skip_model_load=True)
+    return ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
 
 
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    ct = require("coremltools")
-    model = ct.models.MLModel(str(path))
-    return np.asarray(model.predict({"lr": lr_nchw.astype(np.float32)})["sr"])
+    return np.asarray(_model(path).predict({"lr": lr_nchw.astype(np.float32)})["sr"])
+
+
+def timed_session(path: Path, threads: int, x: np.ndarray):
+    model = _model(path)  # Core ML picks its own threads; CPU_ONLY keeps it off the GPU and ANE
+    inputs = {"lr": x}
+    return lambda: model.predict(inputs)
+
+
+def read_metadata(path: Path) -> dict:
+    return dict(_model(path, load=False).user_defined_metadata)
+
+
+def input_shape(path: Path) -> list[int]:
+    described = _model(path, load=False).get_spec().description.input[0].type
+    if described.WhichOneof("Type") == "imageType":
+        return [1, 3, described.imageType.height, described.imageType.width]
+    return [int(d) for d in described.multiArrayType.shape]
+
+
+def static_parity(head: DeployHead, path: Path, precision: str, siblings: dict[str, Path]) -> dict:
+    """Off macOS: weights against PyTorch and the conv sequence against the ONNX file of this head."""
+    return coreml_static_parity(head, path, precision, siblings.get("onnx"))
+
+
+FORMAT = ExportFormat(
+    name=NAME,
+    suffix=SUFFIX,
+    layout=LAYOUT,
+    extra="coreml",
+    export_modules=("coremltools",),
+    runtime_module="coremltools",
+    precisions=("fp32", "fp16"),
+    options=("image_input",),
+    export=export,
+    run=run,
+    session=timed_session,
+    read_metadata=read_metadata,
+    input_shape=input_shape,
+    check=check_coreml,
+    platform_limit=platform_limit,
+    static_parity=static_parity,
+)

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.checks import check_onnx
 from export.common import DeployHead
+from export.interface import ExportFormat
 from export.optional import require
 
 NAME = "onnx"
@@ -83,8 +85,57 @@ def _float16_weights(model):
     return model
 
 
+def ort_session(path: Path, threads: int | None = None, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session with every graph optimisation, as apps create it."""
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
     """Run the file in ONNX Runtime (CPU); NCHW float32 in and out."""
-    ort = require("onnxruntime")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"lr": lr_nchw.astype(np.float32)})[0]
+    session = ort_session(path)
+    return session.run(None, {session.get_inputs()[0].name: lr_nchw.astype(np.float32)})[0]
+
+
+def timed_session(path: Path, threads: int, x: np.ndarray):
+    session = ort_session(path, threads)
+    name = session.get_inputs()[0].name
+    return lambda: session.run(None, {name: x})
+
+
+def _graph(path: Path):
+    return require("onnx").load(str(path), load_external_data=False)
+
+
+def read_metadata(path: Path) -> dict:
+    return {p.key: p.value for p in _graph(path).metadata_props}
+
+
+def input_shape(path: Path) -> list[int]:
+    return [d.dim_value for d in _graph(path).graph.input[0].type.tensor_type.shape.dim]
+
+
+FORMAT = ExportFormat(
+    name=NAME,
+    suffix=SUFFIX,
+    layout=LAYOUT,
+    extra="onnx",
+    export_modules=("onnx", "onnxsim"),
+    runtime_module="onnxruntime",
+    precisions=("fp32", "fp16"),
+    options=("dynamic",),
+    export=export,
+    run=run,
+    session=timed_session,
+    read_metadata=read_metadata,
+    input_shape=input_shape,
+    check=check_onnx,
+)

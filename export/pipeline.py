@@ -16,15 +16,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from export import coreml_format, onnx_format, tflite_format
-from export.checks import CHECKERS, expectation
+from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
-from export.parity import coreml_static_parity, runtime_parity
+from export.formats import PRECISIONS, get_format
+from export.interface import ExportFormat
+from export.parity import runtime_parity
 from models import PCARN
 from toolkit.errors import PcarnError
-
-FORMATS = {"onnx": onnx_format, "coreml": coreml_format, "tflite": tflite_format}
-PRECISIONS = ("fp32", "fp16")
 
 
 def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
@@ -34,6 +32,35 @@ def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
 
 def input_shape(layout: str, size: tuple[int, int]) -> list[int]:
     return [1, 3, *size] if layout == "NCHW" else [1, *size, 3]
+
+
+def export_file(
+    model: PCARN,
+    fmt: ExportFormat,
+    scale: int,
+    precision: str,
+    out: Path,
+    *,
+    input_size: tuple[int, int] | None = None,
+    provenance: dict | None = None,
+    options: dict | None = None,
+) -> Path:
+    """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
+    also use, so what they time is what ships."""
+    if precision not in fmt.precisions:
+        raise PcarnError(f"{fmt.name} takes precisions {', '.join(fmt.precisions)}, not {precision!r}")
+    ok, reason = fmt.available()
+    if not ok:
+        raise PcarnError(reason)
+    size = input_size or default_input_size(scale)
+    path = out / fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
+    accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
+    with native_output_captured():
+        fmt.export(DeployHead(model, scale), path, size, precision, metadata, **accepted)
+    return path
 
 
 def export_all(
@@ -49,9 +76,7 @@ def export_all(
     dynamic: bool = False,
     progress: bool = True,
 ) -> dict:
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise PcarnError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    chosen = [get_format(f) for f in formats]
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
         raise PcarnError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
@@ -65,26 +90,15 @@ def export_all(
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
     out.mkdir(exist_ok=True)
-    jobs = [(f, s, p) for f in formats for s in scales for p in precisions]
+    options = {"image_input": coreml_image_input, "dynamic": dynamic}
+    jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     entries = []
-    onnx_files: dict[tuple[int, str], Path] = {}
+    written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
     bar = tqdm(jobs, desc="exporting", unit="file", disable=not progress)
     for fmt, scale, precision in bar:
-        bar.set_postfix_str(f"{fmt} x{scale} {precision}")
-        entries.append(
-            _one(
-                model,
-                out,
-                fmt,
-                scale,
-                precision,
-                input_size,
-                provenance,
-                coreml_image_input,
-                dynamic,
-                onnx_files,
-            )
-        )
+        bar.set_postfix_str(f"{fmt.name} x{scale} {precision}")
+        siblings = written.setdefault((scale, precision), {})
+        entries.append(_one(model, out, fmt, scale, precision, input_size, provenance, options, siblings))
     manifest = {
         "model": provenance or {},
         "files": entries,
@@ -96,35 +110,23 @@ def export_all(
     return manifest
 
 
-def _one(model, out, fmt, scale, precision, input_size, provenance, image_input, dynamic, onnx_files) -> dict:
-    module = FORMATS[fmt]
+def _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings) -> dict:
     size = input_size or default_input_size(scale)
-    name = f"{(provenance or {}).get('variant', 'pcarn')}_x{scale}_{precision}{module.SUFFIX}"
-    path = out / name
+    name = fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
     entry = {
-        "format": fmt,
+        "format": fmt.name,
         "scale": scale,
         "precision": precision,
         "path": name,
-        "input_layout": module.LAYOUT,
-        "input_shape": input_shape(module.LAYOUT, size),
-        "output_shape": output_shape(module.LAYOUT, size, scale),
+        "input_layout": fmt.layout,
+        "input_shape": input_shape(fmt.layout, size),
+        "output_shape": output_shape(fmt.layout, size, scale),
     }
-    head = DeployHead(model, scale)
-    metadata = export_metadata(model, scale, module.LAYOUT, precision, provenance)
     started = time.perf_counter()
     try:
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        with native_output_captured():
-            if fmt == "onnx":
-                module.export(head, path, size, precision, metadata, dynamic=dynamic)
-            elif fmt == "coreml":
-                module.export(head, path, size, precision, metadata, image_input=image_input)
-            else:
-                module.export(head, path, size, precision, metadata)
-        if fmt == "onnx":
-            onnx_files[(scale, precision)] = path
+        path = export_file(
+            model, fmt, scale, precision, out, input_size=size, provenance=provenance, options=options
+        )
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
     except Exception as exc:  # one exporter failing must not stop the others
@@ -132,20 +134,24 @@ def _one(model, out, fmt, scale, precision, input_size, provenance, image_input,
         if os.environ.get("PCARN_DEBUG"):
             traceback.print_exc()
         return {**entry, "status": "failed", "passed": False, "reason": reason}
+    siblings[fmt.name] = path
     entry["export_seconds"] = round(time.perf_counter() - started, 2)
     entry["bytes"] = _size(path)
     entry["status"] = "ok"
-    exp = expectation(head)
+    head = DeployHead(model, scale)
     with native_output_captured():
-        graph = CHECKERS[fmt](path, exp, precision)
+        graph = fmt.check(path, expectation(head), precision)
     entry["ops"] = graph.ops
     entry["checks"] = graph.checks
-    if fmt == "coreml" and not module.can_run()[0]:
+    runnable, why_not = fmt.runnable()
+    if not runnable and fmt.static_parity is not None:
         with native_output_captured():
-            parity = coreml_static_parity(head, path, precision, onnx_files.get((scale, precision)))
-        parity["why_not_run"] = module.can_run()[1]
+            parity = fmt.static_parity(head, path, precision, siblings)
+        parity["why_not_run"] = why_not
+    elif not runnable:
+        parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
-        parity = runtime_parity(head, module.run, path, size, precision, model)
+        parity = runtime_parity(head, fmt.run, path, size, precision, model)
     entry["parity"] = parity
     entry["passed"] = graph.passed and parity["passed"]
     return entry

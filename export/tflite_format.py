@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.checks import check_tflite
 from export.common import DeployHead
+from export.interface import ExportFormat
 from export.optional import require
 from export.tflite_d2s import NHWCNativeHead
+from export.tflite_file import TFLiteFile
 
 NAME = "tflite"
 SUFFIX = ".tflite"
@@ -34,15 +37,7 @@ def export(head: DeployHead, path: Path, input_size: tuple[int, int], precision:
         fp32 = Path(tmp) / "fp32.tflite"
         edge.export(str(fp32))
         data = fp32.read_bytes() if precision == "fp32" else _float16_weights(fp32, Path(tmp) / "fp16.tflite")
-    path.write_bytes(_with_metadata(data, metadata))
-    return path
-
-
-def export_plain(head: DeployHead, path: Path, input_size: tuple[int, int]) -> Path:
-    """fp32 file with native depth-to-space and no metadata, for timing."""
-    litert_torch = require("litert_torch")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        litert_torch.convert(NHWCNativeHead(head).eval(), (torch.rand(1, *input_size, 3),)).export(str(path))
+    path.write_bytes(TFLiteFile.read(data).with_metadata(metadata))
     return path
 
 
@@ -63,50 +58,53 @@ def _float16_weights(src: Path, dst: Path) -> bytes:
     return dst.read_bytes()
 
 
-def _with_metadata(data: bytes, metadata: dict) -> bytes:
-    """Add each key as a named entry of the model's metadata table (TFLite's native slot)."""
-    import json
-
-    schema = require("ai_edge_litert.schema_py_generated")
-    flatbuffers = require("flatbuffers")
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    for buf in model.buffers:
-        # The converter appends large constants after the flatbuffer and points at them by offset;
-        # inline them so that repacking cannot leave dangling offsets.
-        if getattr(buf, "offset", 0) and buf.offset > 1:
-            buf.data = np.frombuffer(data[buf.offset : buf.offset + buf.size], dtype=np.uint8)
-            buf.offset, buf.size = 0, 0
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = "pcarn_toolkit"
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), entry]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def read_metadata(path: Path) -> dict:
-    import json
+    return TFLiteFile.read(Path(path)).metadata()
 
-    schema = require("ai_edge_litert.schema_py_generated")
-    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == "pcarn_toolkit":
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-    return {}
+
+def interpreter(content: bytes, threads: int | None = None, x: np.ndarray | None = None):
+    """A LiteRT interpreter (XNNPACK on CPU) over a file's bytes, tensors allocated; ``x`` (or a
+    fixed-seed random tensor) set as every input."""
+    module = require("ai_edge_litert.interpreter")
+    runner = module.Interpreter(model_content=content, num_threads=threads)
+    runner.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in runner.get_input_details():
+        value = x if x is not None else rng.random(detail["shape"], dtype=np.float32)
+        runner.set_tensor(detail["index"], value)
+    return runner
 
 
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
     """Run in the LiteRT interpreter (XNNPACK on CPU); NCHW in and out for a uniform parity API."""
-    interpreter_mod = require("ai_edge_litert.interpreter")
-    interpreter = interpreter_mod.Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
     x = np.ascontiguousarray(lr_nchw.transpose(0, 2, 3, 1).astype(np.float32))
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    return y.transpose(0, 3, 1, 2)
+    runner = interpreter(Path(path).read_bytes(), x=x)
+    runner.invoke()
+    return runner.get_tensor(runner.get_output_details()[0]["index"]).transpose(0, 3, 1, 2)
+
+
+def timed_session(path: Path, threads: int, x: np.ndarray):
+    return interpreter(Path(path).read_bytes(), threads, x).invoke
+
+
+def input_shape(path: Path) -> list[int]:
+    tensor = TFLiteFile.read(Path(path))
+    return [int(d) for d in tensor.subgraph.tensors[tensor.subgraph.inputs[0]].shape]
+
+
+FORMAT = ExportFormat(
+    name=NAME,
+    suffix=SUFFIX,
+    layout=LAYOUT,
+    extra="tflite",
+    export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
+    runtime_module="ai_edge_litert",
+    precisions=("fp32", "fp16"),
+    options=(),
+    export=export,
+    run=run,
+    session=timed_session,
+    read_metadata=read_metadata,
+    input_shape=input_shape,
+    check=check_tflite,
+)

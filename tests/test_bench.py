@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from benchmarks.bench import claims, run_bench
-from benchmarks.multadds import multadds_at_hr
 from benchmarks.peers import PEERS
 from benchmarks.report import write_report
 from models import build_model
+from models.multadds import multadds_at_hr
 from toolkit.checkpoint import save_checkpoint
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchmarks.multadds import count_conv_multadds, multadds_720p, multadds_for_lr_size
 from models import build_model
+from models.multadds import count_conv_multadds, multadds_720p, multadds_for_lr_size
 
 EXPECTED_G = {
     "pcarn": {"x2": 222.8, "x3": 118.8, "x4": 90.9},

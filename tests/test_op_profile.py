@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from benchmarks.multadds import multadds_for_lr_size
 from benchmarks.op_profile import format_profile, profile
-from benchmarks.runtimes import onnx_file, tflite_file
-from export.checks import tflite_ops
+from benchmarks.runtimes import model_file
+from export.formats import FORMATS
+from export.tflite_file import TFLiteFile
+from models.multadds import multadds_for_lr_size
 from models.pcarn import build_model as build
+from toolkit.cli import main
 
 SIZE = (12, 20)
 
@@ -21,13 +19,14 @@ SIZE = (12, 20)
 def tiny_files(tmp_path_factory):
     model = build("pcarn-test").eval()
     folder = tmp_path_factory.mktemp("prof")
-    return model, onnx_file(model, 4, SIZE, folder), tflite_file(model, 4, SIZE, folder)
+    onnx, tflite = (model_file(model, FORMATS[f], 4, SIZE, folder) for f in ("onnx", "tflite"))
+    return model, onnx, tflite
 
 
 def test_tflite_profile_covers_every_op_and_every_multiply_add(tiny_files):
     model, _, tflite = tiny_files
     result = profile(tflite, threads=1, repeats=2, warmup=1)
-    assert sum(r["count"] for r in result["rows"]) == len(tflite_ops(tflite))
+    assert sum(r["count"] for r in result["rows"]) == len(TFLiteFile.read(tflite).ops())
     assert sum(r["macs"] for r in result["rows"]) == multadds_for_lr_size(model, 4, SIZE)
     grouped = [r for r in result["rows"] if "grouped g=2" in r["op"]]
     assert grouped and all(r["seconds"] > 0 for r in result["rows"])
@@ -43,16 +42,12 @@ def test_onnx_profile_reads_the_runtime_trace(tiny_files):
     assert any(r["op"].startswith("DepthToSpace") for r in result["rows"])
 
 
-def test_profile_refuses_other_files_and_names_them(tmp_path):
+def test_profile_refuses_other_files_and_names_them(tmp_path, capsys):
     image = tmp_path / "x.png"
     image.write_bytes(b"")
-    done = subprocess.run(
-        [sys.executable, "-m", "toolkit.cli", "profile", str(image)], capture_output=True, text=True
-    )
-    assert done.returncode == 1 and ".onnx and .tflite" in done.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "toolkit.cli", "profile", str(Path(tmp_path) / "none.tflite")],
-        capture_output=True,
-        text=True,
-    )
-    assert missing.returncode == 1 and "file not found" in missing.stderr
+    assert main(["profile", str(image)]) == 1
+    assert "x.png is not an exported file: expected one of .onnx" in capsys.readouterr().err
+    assert main(["profile", str(tmp_path / "none.tflite")]) == 1
+    assert "file not found" in capsys.readouterr().err
+    assert main(["profile", "--runtimes", "coreml", "--variants", "pcarn-test"]) == 1
+    assert "unknown runtime for per-op profiles 'coreml'; choose from onnx, tflite" in capsys.readouterr().err

@@ -14,8 +14,8 @@ from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from benchmarks.multadds import multadds_720p
     from models import PRESETS, build_model, count_parameters, head_parameters
+    from models.multadds import multadds_720p
 
     if args.variant not in PRESETS:
         raise PcarnError(f"unknown variant {args.variant!r}; choose from {', '.join(PRESETS)}")

@@ -3,3 +3,12 @@
 
 class PcarnError(Exception):
     """A user-facing problem: bad input, bad file, missing dependency. The message says what to do."""
+
+
+def check_names(names, allowed, what: str) -> list[str]:
+    """Refuse an unknown name before any work, in one line that lists the choices."""
+    names = list(names)
+    for name in names:
+        if name not in allowed:
+            raise PcarnError(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
+    return names

@@ -1,0 +1,31 @@
+"""The table of export formats. Adding a format is one module that builds an ``ExportFormat``
+(``export/interface.py``) plus one entry here; the pipeline, the CLI's choices and help, ``pcarn
+bench``, ``pcarn profile`` and ``pcarn deploy`` all read this table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from export import coreml_format, onnx_format, tflite_format
+from export.interface import ExportFormat
+from toolkit.errors import PcarnError
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f for f in (onnx_format.FORMAT, coreml_format.FORMAT, tflite_format.FORMAT)
+}
+PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
+
+
+def get_format(name: str) -> ExportFormat:
+    if name not in FORMATS:
+        raise PcarnError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def format_of(path: Path) -> ExportFormat:
+    """The format of an exported file, by its suffix."""
+    for fmt in FORMATS.values():
+        if Path(path).name.endswith(fmt.suffix):
+            return fmt
+    suffixes = ", ".join(f.suffix for f in FORMATS.values())
+    raise PcarnError(f"{path} is not an exported file: expected one of {suffixes}")

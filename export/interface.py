@@ -1,0 +1,95 @@
+"""The exporter interface: what one file format must provide to the pipeline, the checks, parity,
+``pcarn bench``, ``pcarn profile`` and ``pcarn deploy``.
+
+A format is one module that builds one :class:`ExportFormat`; ``export/formats.py`` lists them. The
+rest of the toolkit never asks which format it holds: it calls these fields.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import PcarnError
+
+
+class FormatUnavailable(PcarnError):
+    """This format cannot export or run here; the message says why."""
+
+
+def _always() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    suffix: str
+    layout: str  # of the file's input and output: "NCHW" or "NHWC"
+    extra: str  # the pip extra that installs what it needs
+    export_modules: tuple[str, ...]  # Python modules its exporter needs
+    runtime_module: str  # the module that runs its files
+    precisions: tuple[str, ...]
+    options: tuple[str, ...]  # keyword options ``export`` accepts beyond the common ones
+    # export(head, path, input_size, precision, metadata, **options) -> path
+    export: Callable[..., Path]
+    # run(path, lr_nchw) -> sr_nchw: one forward pass, NCHW float32 in and out, for parity
+    run: Callable[[Path, np.ndarray], np.ndarray]
+    # session(path, threads, input) -> zero-argument callable running one forward pass on ``input``
+    session: Callable[[Path, int, np.ndarray], Callable[[], object]]
+    read_metadata: Callable[[Path], dict]
+    input_shape: Callable[[Path], list[int]]  # 0 for a dynamic dimension
+    # check(path, expectation, precision) -> GraphReport (export.checks)
+    check: Callable
+    # why files cannot run on this platform at all (None: they can)
+    platform_limit: Callable[[], str | None] = _always
+    # parity without running, where the format cannot run here: (head, path, precision, files) -> dict
+    static_parity: Callable | None = None
+
+    def missing(self, modules: tuple[str, ...]) -> str | None:
+        for module in modules:
+            if importlib.util.find_spec(module.split(".")[0]) is None:
+                return (
+                    f"{module} is not installed; install it with: pip install 'pcarn-toolkit[{self.extra}]'"
+                )
+        return None
+
+    def available(self) -> tuple[bool, str]:
+        """Whether files can be written here, and why not."""
+        reason = self.missing(self.export_modules)
+        return reason is None, reason or ""
+
+    def runnable(self) -> tuple[bool, str]:
+        """Whether files can be run (parity, timing) here, and why not."""
+        reason = self.platform_limit() or self.missing((self.runtime_module,))
+        return reason is None, reason or ""
+
+    def file_name(self, variant: str, scale: int, precision: str) -> str:
+        return f"{variant}_x{scale}_{precision}{self.suffix}"
+
+    def input_size(self, path: Path) -> tuple[int, int]:
+        """(height, width) of a file's LR input."""
+        shape = self.input_shape(path)
+        return (shape[2], shape[3]) if self.layout == "NCHW" else (shape[1], shape[2])
+
+    def random_input(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+        """A fixed-seed input of the file's own shape; ``size`` fills dynamic height and width."""
+        shape = self.input_shape(path)
+        if size is not None:
+            spatial = (2, 3) if self.layout == "NCHW" else (1, 2)
+            for axis, value in zip(spatial, size, strict=True):
+                shape[axis] = shape[axis] or value
+        if 0 in shape:
+            raise PcarnError(f"{path} has a dynamic input shape {shape}: give an input size")
+        return np.random.default_rng(0).random(shape, dtype=np.float32)
+
+    def timer(self, path: Path, threads: int, size: tuple[int, int] | None = None) -> Callable[[], object]:
+        """One forward pass of the file in its runtime, ready to time; FormatUnavailable if it cannot run."""
+        ok, reason = self.runnable()
+        if not ok:
+            raise FormatUnavailable(reason)
+        return self.session(path, threads, self.random_input(path, size))
