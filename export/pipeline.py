@@ -53,6 +53,7 @@ def export_file(
     if not ok:
         raise PcarnError(reason)
     size = input_size or default_input_size(scale)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +72,29 @@ def golden() -> dict[str, np.ndarray]:
 def lr_tensor(lr_uint8: np.ndarray) -> torch.Tensor:
     """The authors' input convention: uint8 HxWx3 -> float32 NCHW in [0, 1]."""
     return torch.from_numpy(lr_uint8).permute(2, 0, 1)[None].float() / 255.0
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
+    """``pcarn ARGS`` in this process, output captured (tests/test_cli.py runs the entry point itself)."""
+    from toolkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(previous)
+    return CliResult(code, out.getvalue(), err.getvalue())

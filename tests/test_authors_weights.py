@@ -65,10 +65,3 @@ def test_wrong_shapes_name_the_offending_key(tmp_path):
     torch.save(state, path)
     with pytest.raises(PcarnError, match=r"exit\.weight has shape \(3, 32, 3, 3\)"):
         load_authors_checkpoint(path)
-
-
-def test_pickled_objects_are_refused(tmp_path):
-    path = tmp_path / "evil.pth"
-    torch.save({"entry.weight": torch.zeros(1), "hook": print}, path)
-    with pytest.raises(PcarnError, match="refusing to unpickle"):
-        load_authors_checkpoint(path)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.bench import claims, run_bench
+from benchmarks.bench import Ceiling, claims, run_bench
 from benchmarks.peers import PEERS
 from benchmarks.report import write_report
 from models import build_model
@@ -23,6 +23,9 @@ def test_peers_match_their_papers():
     assert sum(p.numel() for p in rrdb.parameters()) == pytest.approx(16.7e6, rel=0.01)
 
 
+TINY_CEILING = Ceiling(gemm_n=96, conv_size=(12, 16), repeats=4)
+
+
 @pytest.fixture(scope="module")
 def small_run():
     return run_bench(
@@ -35,6 +38,7 @@ def small_run():
         peers=["srresnet"],
         input_size=(8, 10),
         progress=False,
+        ceiling=TINY_CEILING,
     )
 
 
@@ -50,9 +54,19 @@ def test_bench_rows_ceiling_and_efficiency(small_run):
         assert r["multadds"] > 0 and r["params"] > 0 and r["threads"] == 1 and r["peak_rss_mb"] > 0
         assert r["efficiency"] == pytest.approx(r["multadds"] / r["median_s"] / machine["ceiling_macs_per_s"])
     for c in small_run["ceilings"]:  # a ceiling is the fastest of many runs, not a median
-        assert c["repeats"] >= 15 and c["macs_per_s"] == pytest.approx(c["multadds"] / c["min_s"])
+        assert c["repeats"] == TINY_CEILING.repeats and c["macs_per_s"] == pytest.approx(
+            c["multadds"] / c["min_s"]
+        )
+    assert {(c["model"], c["runtime"]) for c in small_run["ceilings"]} == {
+        ("ceiling-gemm", "torch"),
+        ("ceiling-conv", "torch"),
+        ("ceiling-conv", "onnx"),
+    }
+    gemm = next(c for c in small_run["ceilings"] if c["model"] == "ceiling-gemm")
+    assert gemm["multadds"] == 96**3
+    # Core ML cannot run off macOS: said once, from the format's own reason, and never tried per case.
     coreml = [u for u in small_run["unavailable"] if u["runtime"] == "coreml"]
-    assert coreml and all("macOS" in u["reason"] for u in coreml)
+    assert len(coreml) == 1 and coreml[0]["reason"] == "Core ML runs only on macOS"
 
 
 def test_report_files(small_run, tmp_path):
@@ -60,7 +74,10 @@ def test_report_files(small_run, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["command"] == "pcarn bench --test" and data["rows"]
     assert paths["plot"].stat().st_size > 1000
-    assert "claims" in paths["report"].read_text()
+    report = paths["report"].read_text()
+    for claim in small_run["claims"]:  # every claim is in the report with this run's value
+        assert f"{claim['claim']}: paper {claim['paper']}, ours {claim['ours']}" in report
+    assert any("GPU" in c["claim"] for c in small_run["claims"])
 
 
 def test_claims_from_rows():
@@ -134,3 +151,37 @@ def test_case_memory_is_its_own_not_its_parents():
     row = _run_case(spec)
     assert row["status"] == "ok" and 0 < row["peak_rss_mb"] < 700, row.get("peak_rss_mb")
     del ballast
+
+
+def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypatch):
+    """What is benchmarked is what ships: the harness's file is byte for byte the exporter's."""
+    from benchmarks import runtimes
+    from export.formats import FORMATS
+    from export.pipeline import export_all
+    from toolkit.loading import load_any
+
+    save_checkpoint(build_model("pcarn-test", scales=(2,)), tmp_path / "tiny.safetensors")
+    loaded = load_any(tmp_path / "tiny.safetensors")
+    shipped = export_all(
+        loaded.model,
+        tmp_path / "exported",
+        formats=["onnx", "tflite"],
+        scales=[2],
+        precisions=["fp32"],
+        input_size=(12, 16),
+        provenance=loaded.provenance,
+        progress=False,
+    )
+    for entry in shipped["files"]:
+        fmt = FORMATS[entry["format"]]
+        timed = runtimes.model_file(
+            loaded.model, fmt, 2, (12, 16), tmp_path / fmt.name, provenance=loaded.provenance
+        )
+        assert timed.read_bytes() == (tmp_path / "exported" / entry["path"]).read_bytes()
+    # ...and `pcarn bench` / `pcarn profile` reach their files through that same exporter call.
+    calls = []
+    real = runtimes.export_file
+    monkeypatch.setattr(runtimes, "export_file", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    runtimes.prepare("onnx", loaded.model, 2, (12, 16), threads=1)()
+    (_, fmt, scale, precision, _), options = calls[0]
+    assert (fmt.name, scale, precision, options["input_size"]) == ("onnx", 2, "fp32", (12, 16))

@@ -11,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from models import build_model
+from toolkit.authors import load_authors_checkpoint
 from toolkit.checkpoint import FORMAT_NAME, METADATA_KEY, load_checkpoint, read_metadata, save_checkpoint
 from toolkit.errors import PcarnError
 
@@ -103,3 +104,10 @@ def test_imported_authors_weights_round_trip(tmp_path, golden):
     with torch.no_grad():
         out = loaded(lr_tensor(golden["lr"]), 3).numpy()
     assert abs(out - golden["PCARN-M-L1_x3"]).max() <= 1e-5
+
+
+def test_pickled_objects_in_an_authors_file_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"entry.weight": torch.zeros(1), "hook": print}, path)
+    with pytest.raises(PcarnError, match="refusing to unpickle"):
+        load_authors_checkpoint(path)

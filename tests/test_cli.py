@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -12,20 +11,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL, requires_shared
+from conftest import OFFICIAL, requires_shared, run_cli
 from PIL import Image
 
 from models import build_model
 from toolkit.checkpoint import save_checkpoint
+from toolkit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pcarn(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
+pcarn = run_cli
+
+
+def test_the_installed_entry_point_runs():
+    """The console script users type, in its own process: help and a one-line error."""
+    script = Path(sys.executable).parent / "pcarn"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "toolkit.cli"]
+    done = subprocess.run([*command, "info", "--variant", "pcarn-m"], capture_output=True, text=True)
+    assert done.returncode == 0 and "414,787 parameters" in done.stdout
+    done = subprocess.run([*command, "info", "--variant", "nope"], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "choose from" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -42,9 +48,33 @@ def test_info_json_prints_the_exact_numbers(variant, params, giga):
         assert abs(report["multadds_720p"][head] / 1e9 - expected) <= 0.1
 
 
-def test_info_human_summary():
-    result = pcarn("info", "--variant", "pcarn-m")
+def test_info_human_summary_and_json_file(tmp_path):
+    result = pcarn("info", "--variant", "pcarn-m", "--json", str(tmp_path / "info.json"))
     assert result.returncode == 0 and "414,787 parameters" in result.stdout and "32.5 G" in result.stdout
+    assert json.loads((tmp_path / "info.json").read_text())["params"] == 414_787
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "--variants", "nope"], "unknown variant 'nope'; choose from pcarn, pcarn-m"),
+        (["bench", "--runtimes", "torch,nope"], "unknown runtime 'nope'; choose from torch, torch-cl, onnx"),
+        (["bench", "--peers", "esrgan"], "unknown peer 'esrgan'; choose from srresnet"),
+        (
+            ["export", "--formats", "onnx,nope", "--out", "x"],
+            "unknown format 'nope'; choose from onnx, coreml",
+        ),
+        (["export", "--precision", "int4", "--out", "x"], "unknown precision 'int4'; choose from fp32, fp16"),
+        (["deploy", "--models", "pcarn-m,nope"], "unknown model 'nope' for --models"),
+        (["profile", "--variants", "nope"], "unknown variant 'nope'; choose from"),
+        (["info", "--variant", "nope"], "unknown variant 'nope'; choose from"),
+    ],
+)
+def test_unknown_names_are_refused_before_any_work(args, message, tmp_path):
+    result = pcarn(*args, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was written
 
 
 @requires_shared
@@ -176,8 +206,6 @@ def test_failed_upscale_leaves_an_existing_output_untouched(bad_inputs):
 
 def test_eval_reports_psnr_ssim_and_lpips(tmp_path, capsys):
     from test_data import write_photos
-
-    from toolkit.cli import main
 
     save_checkpoint(build_model("pcarn-test", scales=(2, 4)), tmp_path / "tiny.safetensors")
     write_photos(tmp_path / "val", 1, size=(80, 72))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL, deterministic_weights, requires_shared
+from conftest import OFFICIAL, deterministic_weights, requires_shared, run_cli
 
 from export import onnx_format, tflite_format
 from export.pipeline import export_all
@@ -225,13 +222,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
         args = [*args, "--model", "x2only.safetensors"]
     if "--out" not in args:
         args = [*args, "--out", "exported"]
-    result = subprocess.run(
-        [sys.executable, "-m", "toolkit.cli", "export", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = run_cli("export", *args, cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr

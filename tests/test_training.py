@@ -78,6 +78,7 @@ def test_resumed_run_matches_an_uninterrupted_one(photos, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(photos, tmp_path):
     out = tmp_path / "killed"
     cmd = [
@@ -229,6 +230,7 @@ def test_hr_max_side_must_leave_room_for_a_patch(photos, tmp_path):
         options(photos, tmp_path / "run", hr_max_side=20, scales=(2, 4))
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(photos, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"

@@ -9,8 +9,24 @@ import sys
 import time
 from pathlib import Path
 
-from toolkit.errors import PcarnError
+from toolkit.errors import PcarnError, check_names
 from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
+
+
+def _emit_json(document: dict, target: str | None) -> bool:
+    """``--json PATH`` writes the document there; ``--json`` or ``--json -`` prints it as the only
+    stdout. Returns True when stdout is taken (no human summary then)."""
+    if target is None:
+        return False
+    text = json.dumps(document, indent=None if target == "-" else 2)
+    if target == "-":
+        print(text)
+        return True
+    from toolkit.atomic import atomic_path
+
+    with atomic_path(target) as tmp:
+        tmp.write_text(text + "\n")
+    return False
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -29,8 +45,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "convention": "MultAdds = conv weights x output pixels for a 1280x720 output; "
         "LR pixels = 1280*720/scale^2; tied units counted every time they run",
     }
-    if args.json:
-        print(json.dumps(report))
+    if _emit_json(report, args.json):
         return 0
     print(f"{args.variant}: {report['params']:,} parameters (all heads, tied weights once)")
     for head, n in report["params_per_head"].items():
@@ -112,25 +127,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.evaluate import evaluate, validation_images
     from toolkit.loading import load_any
 
-    loaded = load_any(args.model, quiet=args.json)
+    loaded = load_any(args.model, quiet=args.json == "-")
     for scale in args.scales:
         loaded.require_scale(scale)
     images = validation_images(args.data)
     results = evaluate(loaded.model, images, args.scales)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": loaded.path,
-                    "variant": loaded.variant,
-                    "sha256": loaded.sha256,
-                    "images": sorted(images),
-                    "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale; "
-                    "LPIPS AlexNet-lin v0.1 on RGB, same crop, lower is better",
-                    "results": results,
-                }
-            )
-        )
+    document = {
+        **loaded.provenance,
+        "images": sorted(images),
+        "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale; "
+        "LPIPS AlexNet-lin v0.1 on RGB, same crop, lower is better",
+        "results": results,
+    }
+    if _emit_json(document, args.json):
         return 0
     print(
         f"{loaded.path} ({loaded.variant}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
@@ -165,10 +174,13 @@ def _cmd_ship(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from export.common import parse_size
+    from export.formats import FORMATS, PRECISIONS
     from export.pipeline import export_all
     from toolkit.loading import load_any
 
-    loaded = load_any(args.model, quiet=args.json)
+    formats = check_names(args.formats.split(","), FORMATS, "format")
+    precisions = check_names(args.precision.split(","), PRECISIONS, "precision")
+    loaded = load_any(args.model, quiet=args.json == "-")
     try:
         size = parse_size(args.input_size) if args.input_size else None
     except ValueError as exc:
@@ -176,18 +188,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     manifest = export_all(
         loaded.model,
         Path(args.out),
-        formats=args.formats.split(","),
+        formats=formats,
         scales=list(args.scales),
-        precisions=args.precision.split(","),
+        precisions=precisions,
         input_size=size,
         provenance=loaded.provenance,
         coreml_image_input=args.coreml_image_input,
         dynamic=args.dynamic,
-        progress=not args.json,
+        progress=args.json != "-",
     )
-    if args.json:
-        print(json.dumps(manifest))
-    else:
+    if not _emit_json(manifest, args.json):
         print(f"{'file':32} {'bytes':>10}  checks  parity")
         for e in manifest["files"]:
             if e["status"] != "ok":
@@ -229,9 +239,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         input_size=size,
     )
     command = "pcarn " + " ".join(sys.argv[1:])
-    print(table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
+    if not _emit_json({**report, "command": command}, args.json):
+        print(table(report))
     if args.report:
         paths = write_report(report, Path(args.report), command)
         print(f"report: {paths['report']}")
@@ -240,9 +249,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from benchmarks.deploy import deploy
+    from toolkit.registry import known_names
 
+    models = [m for m in args.models.split(",") if m]
+    unknown = [
+        m for m in models if m.lower() not in {n.lower() for n in known_names()} and not Path(m).exists()
+    ]
+    if unknown or not models:
+        raise PcarnError(
+            f"unknown model {unknown[0] if unknown else ''!r} for --models; give checkpoint files or names "
+            f"from {', '.join(known_names())}"
+        )
     summary = deploy(
-        args.models.split(","),
+        models,
         Path(args.out),
         scales=list(args.scales),
         threads=args.threads,
@@ -286,11 +305,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             )
     except (ValueError, KeyError) as exc:
         raise PcarnError(str(exc).strip("'")) from None
-    text = "\n\n".join(format_profile(r) for r in results)
-    print(text)
-    if args.json:
-        command = "pcarn " + " ".join(sys.argv[1:])
-        Path(args.json).write_text(json.dumps({"command": command, "profiles": results}, indent=2) + "\n")
+    command = "pcarn " + " ".join(sys.argv[1:])
+    if not _emit_json({"command": command, "profiles": results}, args.json):
+        print("\n\n".join(format_profile(r) for r in results))
     return 0
 
 
@@ -311,13 +328,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="write the results as JSON to PATH; without PATH (or with -) print them as the only output",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # The format table is the one source of the export and bench choices.
+    from benchmarks.runtimes import RUNTIMES
+    from export.formats import FORMATS, PRECISIONS
+
     parser = _Parser(prog="pcarn", description="PCARN super-resolution toolkit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     info = sub.add_parser("info", help="parameters and MultAdds at 720p of a variant")
     info.add_argument("--variant", default="pcarn-m")
-    info.add_argument("--json", action="store_true", help="print one JSON object")
+    _json_option(info)
     info.set_defaults(func=_cmd_info)
 
     up = sub.add_parser("upscale", help="super-resolve one image")
@@ -390,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default="pcarn-m")
     ev.add_argument("--data", default="skimage", help="folder of HR images or 'skimage' (default)")
     ev.add_argument("--scales", type=_scales, default=(2, 3, 4))
-    ev.add_argument("--json", action="store_true")
+    _json_option(ev)
     ev.set_defaults(func=_cmd_eval)
 
     sh = sub.add_parser("ship", help="evaluate a run's best checkpoint and ship it under models/ with a card")
@@ -404,31 +435,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export scale heads to ONNX, Core ML and TFLite, checked and compared")
     ex.add_argument("--model", default="pcarn-m")
-    ex.add_argument("--formats", default="onnx,coreml,tflite")
+    ex.add_argument(
+        "--formats", default=",".join(FORMATS), help=f"comma list (default: all of {','.join(FORMATS)})"
+    )
     ex.add_argument("--scales", type=_scales, default=(2, 3, 4))
-    ex.add_argument("--precision", default="fp32,fp16")
+    ex.add_argument(
+        "--precision",
+        default=",".join(PRECISIONS),
+        help=f"comma list (default: all of {','.join(PRECISIONS)})",
+    )
     ex.add_argument("--input-size", help="fixed LR input HxW (default: the LR size of a 720p output)")
     ex.add_argument("--dynamic", action="store_true", help="ONNX: dynamic height and width")
     ex.add_argument(
         "--coreml-image-input", action="store_true", help="Core ML: RGB ImageType input scaled 1/255"
     )
     ex.add_argument("--out", required=True)
-    ex.add_argument("--json", action="store_true")
+    _json_option(ex)
     ex.set_defaults(func=_cmd_export)
 
     be = sub.add_parser(
         "bench", help="CPU latency at 720p across runtimes, the machine ceiling, the paper's claims"
     )
     be.add_argument("files", nargs="*", help="exported files to time instead of the variants")
-    be.add_argument("--variants", default="pcarn,pcarn-m")
+    be.add_argument("--variants", default="pcarn,pcarn-m", help="comma list of presets")
     be.add_argument("--peers", default="srresnet", help="comma list from srresnet,rrdbnet ('' for none)")
     be.add_argument("--scales", type=_scales, default=(2, 3, 4))
-    be.add_argument("--runtimes", default="torch,torch-cl,onnx,tflite,coreml")
+    be.add_argument(
+        "--runtimes",
+        default=",".join(RUNTIMES),
+        help=f"comma list (default: all of {','.join(RUNTIMES)}; one that cannot run here says why once)",
+    )
     be.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     be.add_argument("--repeats", type=int, default=5)
     be.add_argument("--warmup", type=int, default=1)
     be.add_argument("--input-size", help="LR HxW instead of the 720p-output size")
-    be.add_argument("--json", help="write the results as JSON here")
+    _json_option(be)
     be.add_argument("--report", help="write report.md and the plot into this folder")
     be.set_defaults(func=_cmd_bench)
 
@@ -450,11 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="*", help=".onnx/.tflite files (default: export --variants at 720p)")
     pr.add_argument("--variants", default="pcarn,pcarn-m")
     pr.add_argument("--scale", type=_scale, default=4)
-    pr.add_argument("--runtimes", default="onnx,tflite")
+    pr.add_argument("--runtimes", default="onnx,tflite", help="comma list from onnx,tflite")
     pr.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     pr.add_argument("--repeats", type=int, default=5)
     pr.add_argument("--warmup", type=int, default=2)
-    pr.add_argument("--json", help="write the profiles here")
+    _json_option(pr)
     pr.set_defaults(func=_cmd_profile)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
