@@ -1,7 +1,7 @@
 """Training throughput (patches/s) of stage 1 on this machine, per variant and scale.
 
-One timed step is what ``pcarn train`` does per batch: forward, L1 loss, backward, gradient clip,
-Adam update, channels-last on CPU. Synthetic batches isolate compute from data loading (which runs in
+One timed step is the trainer's own (``toolkit.steps.l1_step``): forward, L1 loss, backward, gradient
+clip, Adam update, channels-last on CPU. Synthetic batches isolate compute from data loading (which runs in
 worker processes during training). Run:
 ``python -m benchmarks.train_throughput --out benchmarks/results/train_throughput.json``
 """
@@ -18,25 +18,23 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from models import build_model
+from toolkit.recipes import RECIPES
+from toolkit.steps import adam, l1_step
 
 
 def measure(variant: str, scale: int, batch: int, patch: int, steps: int, warmup: int) -> dict:
     torch.manual_seed(0)
     model = build_model(variant).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = adam(model.parameters(), RECIPES["paper"].lr)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
     lr = torch.rand(batch, 3, patch, patch).contiguous(memory_format=torch.channels_last)
     hr = torch.rand(batch, 3, patch * scale, patch * scale).contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        loss = F.l1_loss(model(lr, scale), hr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
+        l1_step(model, model, optimizer, scaler, lr, hr, scale)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)

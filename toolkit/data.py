@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from toolkit.atomic import atomic_path
 from toolkit.errors import PcarnError
 from toolkit.images import read_image
 
@@ -213,9 +214,8 @@ def lr_detail(lr: np.ndarray) -> float:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.partial.npy")
-    np.save(tmp, np.ascontiguousarray(array))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.ascontiguousarray(array))
 
 
 class StepBatches(torch.utils.data.Dataset):

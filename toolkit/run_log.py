@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from toolkit.atomic import atomic_path
+
 
 class RunLog:
     """Append-only JSONL, flushed per line so a killed run keeps everything it logged."""
@@ -108,8 +110,7 @@ def plot_curves(records: list[dict], path: Path) -> Path | None:
             ax_lpips.set_ylabel("LPIPS (AlexNet v0.1, lower is better)")
             ax_lpips.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from models import PCARN, PRESETS, MultiScaleDiscriminator, build_model, variant_of
 from toolkit import distributed
+from toolkit.atomic import atomic_path
 from toolkit.checkpoint import save_checkpoint, training_lineage
 from toolkit.data import PatchCache, StepBatches, discover, make_loader
 from toolkit.errors import PcarnError
@@ -31,9 +31,9 @@ from toolkit.evaluate import evaluate, validation_images
 from toolkit.loading import load_any
 from toolkit.recipes import RECIPES, make_scheduler
 from toolkit.run_log import RunLog, plot_curves
+from toolkit.steps import CLIP, adam, l1_step
 from toolkit.vgg import PERCEPTUAL_NETWORKS, VGGFeatures, load_perceptual, perceptual_loss
 
-ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # section 3.5
 # Options that must not change when a run is resumed.
 FIXED_ON_RESUME = (
     "variant",
@@ -69,7 +69,7 @@ class TrainOptions:
     lr: float | None = None
     lr_step: int | None = None
     warmup: int | None = None
-    clip: float = 10.0
+    clip: float = CLIP
     val_every: int = 500
     save_every: int = 100
     log_every: int = 10
@@ -208,7 +208,7 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
             )
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opts.recipe_config().lr, **ADAM)
+        self.optimizer = adam(self.model.parameters(), opts.recipe_config().lr)
         self.scheduler = make_scheduler(self.optimizer, opts.recipe_config(), opts.steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=opts.amp == "fp16")
         self.disc = self.disc_net = self.disc_optimizer = None
@@ -218,7 +218,7 @@ class Trainer:
             if self.dist.enabled:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.disc_net = DistributedDataParallel(self.disc, device_ids=ids)
-            self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=opts.recipe_config().lr, **ADAM)
+            self.disc_optimizer = adam(self.disc.parameters(), opts.recipe_config().lr)
         self.step = 0
         self.best: float | None = None
         self.wall = 0.0
@@ -249,9 +249,8 @@ class Trainer:
         if self.disc is not None:
             state["disc"] = self.disc.state_dict()
             state["disc_optimizer"] = self.disc_optimizer.state_dict()
-        tmp = self.state_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.state_path)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
 
     def _load_state(self) -> None:
         state = torch.load(self.state_path, map_location=self.device, weights_only=True)
@@ -298,16 +297,17 @@ class Trainer:
         return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
 
     def _l1_step(self, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict:
-        with _autocast(self.device, self.opts.amp):
-            sr = self.net(lr, scale)
-            loss = F.l1_loss(sr.float(), hr)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return l1_step(
+            self.net,
+            self.model,
+            self.optimizer,
+            self.scaler,
+            lr,
+            hr,
+            scale,
+            clip=self.opts.clip,
+            autocast=_autocast(self.device, self.opts.amp),
+        )
 
     def _gan_step(self, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict:
         bce = F.binary_cross_entropy
