@@ -23,6 +23,7 @@ import torch
 from benchmarks.report import save_rows
 from export import tflite_format
 from export.common import NHWC, DeployHead, default_input_size, native_output_captured
+from export.interface import ExportJob
 from export.tflite_file import TFLiteFile
 from export.tflite_format import interpreter
 from models import PCARN, PRESETS
@@ -42,7 +43,7 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
     folder = Path(tempfile.mkdtemp(prefix="pcarn-lowering-"))
     files = {
         "before": export_before(head, folder / "before.tflite", size),
-        "after": tflite_format.export(head, folder / "after.tflite", size, "fp32", {}),
+        "after": tflite_format.export(ExportJob(head, folder / "after.tflite", size, "fp32", {})),
     }
     runners = {name: interpreter(path.read_bytes(), threads) for name, path in files.items()}
     for _ in range(warmup):

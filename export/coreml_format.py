@@ -7,6 +7,7 @@ over from a ``CVPixelBuffer``. Core ML cannot run on Linux; there, parity checks
 from __future__ import annotations
 
 import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 
 from export.checks import check_coreml
 from export.common import DeployHead
-from export.interface import ExportFormat
+from export.interface import ExportFormat, ExportJob
 from export.optional import require
 from export.parity import coreml_static_parity
 
@@ -24,25 +25,18 @@ SUFFIX = ".mlpackage"
 LAYOUT = "NCHW"
 
 
-def export(
-    head: DeployHead,
-    path: Path,
-    input_size: tuple[int, int],
-    precision: str,
-    metadata: dict,
-    image_input: bool = False,
-) -> Path:
+def export(job: ExportJob, image_input: bool = False) -> Path:
     ct = require("coremltools")
-    sample = torch.rand(1, 3, *input_size)
+    sample = torch.rand(1, 3, *job.input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(head.eval(), sample)
-    shape = (1, 3, *input_size)
+        traced = torch.jit.trace(job.head.eval(), sample)
+    shape = (1, 3, *job.input_size)
     if image_input:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]
     else:
         inputs = [ct.TensorType(name="lr", shape=shape, dtype=np.float32)]
-    compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
+    compute = ct.precision.FLOAT16 if job.precision == "fp16" else ct.precision.FLOAT32
     model = ct.convert(
         traced,
         inputs=inputs,
@@ -53,10 +47,10 @@ def export(
         skip_model_load=True,
     )
     model.author = "pcarn-toolkit"
-    model.short_description = f"PCARN {metadata['variant']} x{metadata['scale']} super-resolution"
-    model.user_defined_metadata.update({k: str(v) for k, v in metadata.items()})
-    model.save(str(path))
-    return path
+    model.short_description = f"PCARN {job.metadata['variant']} x{job.metadata['scale']} super-resolution"
+    model.user_defined_metadata.update({k: str(v) for k, v in job.metadata.items()})
+    model.save(str(job.path))
+    return job.path
 
 
 def platform_limit() -> str | None:
@@ -98,21 +92,11 @@ def static_parity(head: DeployHead, path: Path, precision: str, siblings: dict[s
     return coreml_static_parity(head, path, precision, siblings.get("onnx"))
 
 
-FORMAT = ExportFormat(
-    name=NAME,
-    suffix=SUFFIX,
-    layout=LAYOUT,
+FORMAT = ExportFormat.from_module(
+    sys.modules[__name__],
     extra="coreml",
     export_modules=("coremltools",),
     runtime_module="coremltools",
-    precisions=("fp32", "fp16"),
     options=("image_input",),
-    export=export,
-    run=run,
-    session=timed_session,
-    read_metadata=read_metadata,
-    input_shape=input_shape,
     check=check_coreml,
-    platform_limit=platform_limit,
-    static_parity=static_parity,
 )

@@ -11,14 +11,28 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
+from torch import nn
 
 from toolkit.errors import PcarnError
 
 
 class FormatUnavailable(PcarnError):
     """This format cannot export or run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What every exporter is given: one scale head, where to write, the fixed input size, the
+    precision and the metadata document for the file's native slot."""
+
+    head: nn.Module  # export.common.DeployHead: NCHW in and out, output mean folded
+    path: Path
+    input_size: tuple[int, int]
+    precision: str
+    metadata: dict
 
 
 def _always() -> str | None:
@@ -33,9 +47,8 @@ class ExportFormat:
     extra: str  # the pip extra that installs what it needs
     export_modules: tuple[str, ...]  # Python modules its exporter needs
     runtime_module: str  # the module that runs its files
-    precisions: tuple[str, ...]
     options: tuple[str, ...]  # keyword options ``export`` accepts beyond the common ones
-    # export(head, path, input_size, precision, metadata, **options) -> path
+    # export(job, **options) -> job.path
     export: Callable[..., Path]
     # run(path, lr_nchw) -> sr_nchw: one forward pass, NCHW float32 in and out, for parity
     run: Callable[[Path, np.ndarray], np.ndarray]
@@ -45,10 +58,30 @@ class ExportFormat:
     input_shape: Callable[[Path], list[int]]  # 0 for a dynamic dimension
     # check(path, expectation, precision) -> GraphReport (export.checks)
     check: Callable
+    precisions: tuple[str, ...] = ("fp32", "fp16")
     # why files cannot run on this platform at all (None: they can)
     platform_limit: Callable[[], str | None] = _always
     # parity without running, where the format cannot run here: (head, path, precision, files) -> dict
     static_parity: Callable | None = None
+
+    @classmethod
+    def from_module(cls, module: ModuleType, **fields) -> ExportFormat:
+        """Build a format from a module's conventional names (NAME, SUFFIX, LAYOUT, export, run,
+        timed_session, read_metadata, input_shape and, where defined, platform_limit and
+        static_parity); ``fields`` give the rest."""
+        optional = {k: getattr(module, k) for k in ("platform_limit", "static_parity") if hasattr(module, k)}
+        return cls(
+            name=module.NAME,
+            suffix=module.SUFFIX,
+            layout=module.LAYOUT,
+            export=module.export,
+            run=module.run,
+            session=module.timed_session,
+            read_metadata=module.read_metadata,
+            input_shape=module.input_shape,
+            **optional,
+            **fields,
+        )
 
     def missing(self, modules: tuple[str, ...]) -> str | None:
         for module in modules:

@@ -7,6 +7,7 @@ can run them; the Cast is folded when the session loads.
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,8 +15,7 @@ import numpy as np
 import torch
 
 from export.checks import check_onnx
-from export.common import DeployHead
-from export.interface import ExportFormat
+from export.interface import ExportFormat, ExportJob
 from export.optional import require
 
 NAME = "onnx"
@@ -24,23 +24,16 @@ LAYOUT = "NCHW"
 OPSET = 17
 
 
-def export(
-    head: DeployHead,
-    path: Path,
-    input_size: tuple[int, int],
-    precision: str,
-    metadata: dict,
-    dynamic: bool = False,
-) -> Path:
+def export(job: ExportJob, dynamic: bool = False) -> Path:
     onnx = require("onnx")
     onnxsim = require("onnxsim")
-    sample = torch.rand(1, 3, *input_size)
+    sample = torch.rand(1, 3, *job.input_size)
     buffer = io.BytesIO()
     axes = {"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            head.eval(),
+            job.head.eval(),
             (sample,),
             buffer,
             input_names=["lr"],
@@ -54,15 +47,15 @@ def export(
     simplified, ok = onnxsim.simplify(model)
     if ok:
         model = simplified
-    if precision == "fp16":
+    if job.precision == "fp16":
         model = _float16_weights(model)
     del model.metadata_props[:]
-    for key, value in metadata.items():
+    for key, value in job.metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    onnx.save(model, str(job.path))
+    return job.path
 
 
 def _float16_weights(model):
@@ -123,19 +116,11 @@ def input_shape(path: Path) -> list[int]:
     return [d.dim_value for d in _graph(path).graph.input[0].type.tensor_type.shape.dim]
 
 
-FORMAT = ExportFormat(
-    name=NAME,
-    suffix=SUFFIX,
-    layout=LAYOUT,
+FORMAT = ExportFormat.from_module(
+    sys.modules[__name__],
     extra="onnx",
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
-    precisions=("fp32", "fp16"),
     options=("dynamic",),
-    export=export,
-    run=run,
-    session=timed_session,
-    read_metadata=read_metadata,
-    input_shape=input_shape,
     check=check_onnx,
 )

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.formats import PRECISIONS, get_format
-from export.interface import ExportFormat
+from export.interface import ExportFormat, ExportJob
 from export.parity import runtime_parity
 from models import PCARN
 from toolkit.errors import PcarnError
@@ -60,7 +60,7 @@ def export_file(
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
     accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
     with native_output_captured():
-        fmt.export(DeployHead(model, scale), path, size, precision, metadata, **accepted)
+        fmt.export(ExportJob(DeployHead(model, scale), path, size, precision, metadata), **accepted)
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,8 +18,7 @@ import numpy as np
 import torch
 
 from export.checks import check_tflite
-from export.common import DeployHead
-from export.interface import ExportFormat
+from export.interface import ExportFormat, ExportJob
 from export.optional import require
 from export.tflite_d2s import NHWCNativeHead
 from export.tflite_file import TFLiteFile
@@ -28,17 +28,21 @@ SUFFIX = ".tflite"
 LAYOUT = "NHWC"
 
 
-def export(head: DeployHead, path: Path, input_size: tuple[int, int], precision: str, metadata: dict) -> Path:
+def export(job: ExportJob) -> Path:
     litert_torch = require("litert_torch")
-    sample = torch.rand(1, *input_size, 3)
+    sample = torch.rand(1, *job.input_size, 3)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        edge = litert_torch.convert(NHWCNativeHead(head).eval(), (sample,))
+        edge = litert_torch.convert(NHWCNativeHead(job.head).eval(), (sample,))
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.tflite"
         edge.export(str(fp32))
-        data = fp32.read_bytes() if precision == "fp32" else _float16_weights(fp32, Path(tmp) / "fp16.tflite")
-    path.write_bytes(TFLiteFile.read(data).with_metadata(metadata))
-    return path
+        data = (
+            fp32.read_bytes()
+            if job.precision == "fp32"
+            else _float16_weights(fp32, Path(tmp) / "fp16.tflite")
+        )
+    job.path.write_bytes(TFLiteFile.read(data).with_metadata(job.metadata))
+    return job.path
 
 
 def _float16_weights(src: Path, dst: Path) -> bytes:
@@ -92,19 +96,11 @@ def input_shape(path: Path) -> list[int]:
     return [int(d) for d in tensor.subgraph.tensors[tensor.subgraph.inputs[0]].shape]
 
 
-FORMAT = ExportFormat(
-    name=NAME,
-    suffix=SUFFIX,
-    layout=LAYOUT,
+FORMAT = ExportFormat.from_module(
+    sys.modules[__name__],
     extra="tflite",
     export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
     runtime_module="ai_edge_litert",
-    precisions=("fp32", "fp16"),
     options=(),
-    export=export,
-    run=run,
-    session=timed_session,
-    read_metadata=read_metadata,
-    input_shape=input_shape,
     check=check_tflite,
 )

@@ -21,7 +21,7 @@ from toolkit.evaluate import evaluate
 from toolkit.inference import upscale_rgb
 from toolkit.loading import load_any
 from toolkit.registry import SHIPPED_DIR, shipped_path
-from toolkit.shipping import lineage_lines
+from toolkit.shipping import lineage_lines, provenance_line
 
 # Models a GAN card compares with: (name accepted by load_any, label, shipped by us?).
 COMPARISONS = (
@@ -170,9 +170,7 @@ def render_gan_card(
         f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps; best "
         "checkpoint chosen by mean validation LPIPS",
         *lineage_lines(training),
-        f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
-        f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
-        f"{metadata['provenance']['created']}",
+        provenance_line(metadata),
         "",
         "## Quality",
         "",

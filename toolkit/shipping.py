@@ -128,9 +128,7 @@ def render_card(
         f"device {training.get('device', '?')}",
         f"- Training wall time: {training.get('wall_seconds', 0) / 3600:.2f} h of optimizer steps",
         *lineage_lines(training),
-        f"- Provenance: toolkit {metadata['provenance']['toolkit_version']}, torch "
-        f"{metadata['provenance']['torch_version']}, git {metadata['provenance']['git_commit']}, "
-        f"{metadata['provenance']['created']}",
+        provenance_line(metadata),
         "",
         "## Quality",
         "",
@@ -195,6 +193,14 @@ def _init_training(path: Path, training: dict) -> dict | None:
     if not earlier or earlier.get("command") == training.get("command"):
         return None
     return training_lineage(earlier)
+
+
+def provenance_line(metadata: dict) -> str:
+    made = metadata["provenance"]
+    return (
+        f"- Provenance: toolkit {made['toolkit_version']}, torch {made['torch_version']}, git "
+        f"{made['git_commit']}, {made['created']}"
+    )
 
 
 def lineage_lines(training: dict) -> list[str]:
