@@ -55,3 +55,12 @@ def test_names_resolve_to_the_shared_copy():
     assert loaded.variant == "pcarn-m" and loaded.scales == (2, 3, 4) and loaded.note is None
     assert loaded.provenance == {"path": loaded.path, "variant": "pcarn-m", "sha256": loaded.sha256}
     assert 20 < loaded.receptive_radius["x4"] <= 24  # the default tile overlap covers it
+
+
+@requires_shared
+def test_photo_realistic_names_fall_back_to_the_authors_gan_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr("toolkit.registry.SHIPPED_DIR", tmp_path)  # nothing of ours shipped
+    loaded = load_any("pcarn-m-gan", quiet=True)
+    assert loaded.path.endswith("PCARN-M.pth") and loaded.variant == "pcarn-m"
+    assert loaded.sha256 == "a7e328d6c87991ec81540d6b0b15723714443d0c276bec0e864aae441ef16a24"
+    assert loaded.note == "no trained pcarn-m-gan ships yet; used the authors' PCARN-M weights"
