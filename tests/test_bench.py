@@ -77,6 +77,7 @@ def test_report_files(small_run, tmp_path):
     report = paths["report"].read_text()
     for claim in small_run["claims"]:  # every claim is in the report with this run's value
         assert f"{claim['claim']}: paper {claim['paper']}, ours {claim['ours']}" in report
+    assert "PCARN-M faster than PCARN" not in report  # no such claim without both variants in the run
     assert any("GPU" in c["claim"] for c in small_run["claims"])
 
 
@@ -178,6 +179,9 @@ def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypa
             loaded.model, fmt, 2, (12, 16), tmp_path / fmt.name, provenance=loaded.provenance
         )
         assert timed.read_bytes() == (tmp_path / "exported" / entry["path"]).read_bytes()
+        # The comparison can fail: another provenance in the metadata alone changes the bytes.
+        other = runtimes.model_file(loaded.model, fmt, 2, (12, 16), tmp_path / "other", provenance={})
+        assert other.read_bytes() != timed.read_bytes()
     # ...and `pcarn bench` / `pcarn profile` reach their files through that same exporter call.
     calls = []
     real = runtimes.export_file

@@ -64,3 +64,9 @@ def test_photo_realistic_names_fall_back_to_the_authors_gan_weights(monkeypatch,
     assert loaded.path.endswith("PCARN-M.pth") and loaded.variant == "pcarn-m"
     assert loaded.sha256 == "a7e328d6c87991ec81540d6b0b15723714443d0c276bec0e864aae441ef16a24"
     assert loaded.note == "no trained pcarn-m-gan ships yet; used the authors' PCARN-M weights"
+
+
+@requires_shared
+def test_the_authors_names_in_their_case_are_not_our_shipped_models():
+    theirs, ours = load_any("PCARN-M", quiet=True), load_any("pcarn-m", quiet=True)
+    assert theirs.path.endswith("PCARN-M.pth") and ours.path.endswith("pcarn-m.safetensors")

@@ -59,6 +59,8 @@ def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> LoadedM
     path = Path(text)
     if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.exists():
         return _load_path(path)
+    if text in {w.name for w in OFFICIAL.values()}:  # "PCARN-M" is the authors' GAN model, "pcarn-m" ours
+        return _load_path(fetch_official(text, quiet=quiet))
     key = text.lower()
     if key in SHIPPED_FALLBACK:
         if shipped_path(key).is_file():
