@@ -296,7 +296,7 @@ def plot_perception_distortion(name: str, ours: dict, compared: dict, path) -> N
     ax.set_ylabel("PSNR-Y (dB) - higher is less distorted")
     ax.set_title("Perception-distortion on the scikit-image photos")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
