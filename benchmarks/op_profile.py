@@ -279,5 +279,7 @@ def profile_variants(
             workdir = Path(tempfile.mkdtemp(prefix="pcarn-prof-"))
             path = model_file(model, FORMATS[runtime], scale, size, workdir)
             result = profile(path, threads, repeats, warmup)
+            # a temporary file: name it, not the machine's folder
+            result["file"] = path.name
             results.append({**result, "model": variant, "scale": scale, "input_size": list(size)})
     return results
