@@ -89,6 +89,9 @@ class Ceiling:
     repeats: int = CEILING_REPEATS
 
 
+DEFAULT_CEILING = Ceiling()
+
+
 def run_bench(
     *,
     variants: list[str],
@@ -101,7 +104,7 @@ def run_bench(
     files: list[Path] | None = None,
     input_size: tuple[int, int] | None = None,
     progress: bool = True,
-    ceiling: Ceiling = Ceiling(),
+    ceiling: Ceiling = DEFAULT_CEILING,
 ) -> dict:
     check_names(runtimes, RUNTIMES, "runtime")
     check_names(peers, PEERS, "peer")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.bench import run_bench
+from benchmarks.bench import DEFAULT_CEILING, Ceiling, run_bench
 from benchmarks.report import plot, table
 from export.formats import FORMATS, PRECISIONS
 from export.pipeline import export_all
@@ -24,6 +24,7 @@ def deploy(
     warmup: int,
     input_size: tuple[int, int] | None = None,
     progress: bool = True,
+    ceiling: Ceiling = DEFAULT_CEILING,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"models": {}, "bench": None}
@@ -86,6 +87,7 @@ def deploy(
         peers=[],
         files=files,
         progress=progress,
+        ceiling=ceiling,
     )
     summary["bench"] = bench
     (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")

@@ -120,6 +120,7 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
         warmup=0,
         input_size=(16, 16),
         progress=False,
+        ceiling=TINY_CEILING,
     )
     assert summary["all_passed"]
     entry = summary["models"][str(tmp_path / "tiny.safetensors")]
