@@ -102,7 +102,7 @@ def deploy(
         for precision, v in (m.get("vs_pytorch") or {}).items():
             lines.append(
                 f"  - {precision} files against PyTorch on a real photo (worst file): PSNR-Y "
-                f"{v['psnr_y']:.1f} dB, LPIPS {_lpips_text(v['lpips'])}"
+                f"{v['psnr_y']:.1f} dB, LPIPS {lpips_text(v['lpips'])}"
             )
     lines += [
         "",
@@ -120,5 +120,5 @@ def deploy(
     return summary
 
 
-def _lpips_text(value: float | None) -> str:
+def lpips_text(value: float | None) -> str:
     return "n/a (output under 31 px)" if value is None else f"{value:.4f}"

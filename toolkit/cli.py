@@ -248,13 +248,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from benchmarks.deploy import deploy
+    from benchmarks.deploy import deploy, lpips_text
+    from toolkit.loading import is_loadable
     from toolkit.registry import known_names
 
     models = [m for m in args.models.split(",") if m]
-    unknown = [
-        m for m in models if m.lower() not in {n.lower() for n in known_names()} and not Path(m).exists()
-    ]
+    unknown = [m for m in models if not is_loadable(m)]
     if unknown or not models:
         raise PcarnError(
             f"unknown model {unknown[0] if unknown else ''!r} for --models; give checkpoint files or names "
@@ -282,8 +281,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         for precision, v in (m.get("vs_pytorch") or {}).items():
             print(
                 f"    {precision} output vs PyTorch's on a real photo (worst file): "
-                f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS "
-                + ("n/a" if v["lpips"] is None else f"{v['lpips']:.4f}")
+                f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS {lpips_text(v['lpips'])}"
             )
     print(f"  report: {Path(args.out) / 'report.md'}")
     return 0 if summary["all_passed"] else 1

@@ -53,6 +53,12 @@ class LoadedModel:
             raise PcarnError(f"{self.path} has no x{scale} head; it has {list(self.scales)}")
 
 
+def is_loadable(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``load_any`` would find something by this name or path (without loading it)."""
+    text = str(name_or_path)
+    return Path(text).exists() or text.lower() in {n.lower() for n in known_names()}
+
+
 def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> LoadedModel:
     """Load a checkpoint path (ours or the authors' ``.pth``) or a known name."""
     text = str(name_or_path)
@@ -106,4 +112,4 @@ def check_variant(model: PCARN, expected: str | None, origin: str) -> None:
         raise PcarnError(f"{origin} holds a {actual} model, not the requested {expected}")
 
 
-__all__ = ["LoadedModel", "load_any", "load_model", "check_variant", "read_metadata"]
+__all__ = ["LoadedModel", "is_loadable", "load_any", "load_model", "check_variant", "read_metadata"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from toolkit.atomic import atomic_path
 from toolkit.authors import sha256_of
 from toolkit.errors import PcarnError
-from toolkit.names import SHIPPED_FALLBACK, SHIPPED_NAMES  # noqa: F401 (re-exported)
+from toolkit.names import SHIPPED_FALLBACK
 from toolkit.provenance import REPO_ROOT
 
 PCARN_BASE = "https://github.com/nmhkahn/PCARN-pytorch/raw/master/checkpoints"
