@@ -1,6 +1,7 @@
 """``pcarn bench``: latency at 720p output across runtimes, the machine's ceiling, and the paper's claims.
 
-Every case runs in its own process (``benchmarks/case.py``) with the same fixed thread count. The
+Every case runs in its own process (``benchmarks/case.py``, forked from a server that imported it
+once) with the same fixed thread count. The
 ceiling is the best multiply-add rate this machine reaches in the same run: a large GEMM and a dense
 64->64 3x3 conv at 320x180 in each runtime, each the fastest of at least 15 runs (as the median of
 a few runs, the GEMM alone measured 111 to 150 GMAC/s across runs on this shared machine).
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.case import CONV_SIZE, GEMM_N
+from benchmarks.case import CONV_SIZE, GEMM_N, RESULT
 from benchmarks.peers import PAPER_X4, PEERS
 from benchmarks.runtimes import RUNTIMES
 from export.common import default_input_size
@@ -44,20 +47,59 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _run_case(spec: dict, timeout: float = 1800) -> dict:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.case", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**spec, "status": "failed", "reason": tail}
-    return json.loads(lines[-1])
+class CaseServer:
+    """A clean Python that has imported the case module once and forks one process per case: each
+    case keeps its own process, thread settings and memory peak (the server is started fresh, so a
+    big parent's memory is not inherited) without paying torch's import again."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.case", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                start_new_session=True,  # a timeout kills the server and its case together
+            )
+        return self.process
+
+    def run(self, spec: dict, timeout: float = 1800) -> dict:
+        process = self._start()
+        process.stdin.write(json.dumps(spec) + "\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while selector.select(max(0.0, deadline - time.monotonic())):
+                line = process.stdout.readline()
+                if not line:
+                    break
+                if line.startswith(RESULT):
+                    return json.loads(line[len(RESULT) :])
+        reason = f"timed out after {timeout:g} s" if time.monotonic() >= deadline else "the case server died"
+        self.close()
+        return {**spec, "status": "failed", "reason": reason}
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+def _run_case(spec: dict, timeout: float = 1800, server: CaseServer | None = None) -> dict:
+    """One case in its own process (through ``server``, or a server of its own)."""
+    own = server or CaseServer()
+    try:
+        return own.run(spec, timeout)
+    finally:
+        if server is None:
+            own.close()
 
 
 def versions() -> dict:
@@ -143,9 +185,13 @@ def run_bench(
                             **base,
                         }
                     )
-    results = []
-    for spec in tqdm(cases, desc="benchmarking", unit="case", disable=not progress):
-        results.append(_run_case(spec))
+    server = CaseServer()
+    try:
+        results = [
+            server.run(spec) for spec in tqdm(cases, desc="benchmarking", unit="case", disable=not progress)
+        ]
+    finally:
+        server.close()
     ceilings = [r for r in results if r["model"].startswith("ceiling") and r["status"] == "ok"]
     best = max(ceilings, key=lambda r: r["macs_per_s"]) if ceilings else None
     rows = []

@@ -2,11 +2,14 @@
 
 ``python -m benchmarks.case '{"model": "pcarn-m", "scale": 4, "runtime": "onnx", ...}'`` prints one JSON
 result line. ``model`` is a preset name, a peer name, ``ceiling-gemm`` / ``ceiling-conv``, or a file.
+``python -m benchmarks.case --serve`` reads one spec per line and forks a fresh process for each
+(``benchmarks/bench.py``'s case server), so torch is imported once per run, not once per case.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import sys
@@ -122,5 +125,57 @@ def run_case(spec: dict) -> dict:
     return result
 
 
+RESULT = "pcarn-case-result "
+
+
+def _forked_case(spec: dict, answer: int) -> None:
+    """In the forked child: run the case, send its row on ``answer``; native chatter goes to stderr."""
+    os.dup2(2, 1)  # stdout is the server's answer channel
+    try:
+        result = run_case(spec)
+    except Exception as exc:  # a case that breaks is a failed row, not a dead server
+        result = {**spec, "status": "failed", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    os.write(answer, json.dumps(result).encode())
+
+
+def serve() -> None:
+    """One forked process per spec line; the answer line is the case's row or its failure. The
+    server itself never runs a kernel, so no thread pool exists before a fork."""
+    for line in sys.stdin:
+        spec = json.loads(line)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            code = 0
+            try:
+                _forked_case(spec, write)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        os.close(write)
+        chunks = []
+        while chunk := os.read(read, 1 << 16):
+            chunks.append(chunk)
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+        if chunks:
+            result = json.loads(b"".join(chunks))
+        else:
+            reason = f"the case process died ({_exit_reason(status)})"
+            result = {**spec, "status": "failed", "reason": reason}
+        sys.stdout.write(RESULT + json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+def _exit_reason(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
 if __name__ == "__main__":
-    print(json.dumps(run_case(json.loads(sys.argv[1]))))
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        print(json.dumps(run_case(json.loads(sys.argv[1]))))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -33,6 +34,16 @@ class ExportJob:
     input_size: tuple[int, int]
     precision: str
     metadata: dict
+    # shared by the jobs of the same head in one export run: see ``reuse``
+    cache: dict = field(default_factory=dict)
+
+    def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once for this head and input size and shared by its other files in
+        the same export run: each head is traced and converted once, not once per precision."""
+        key = (*key, self.input_size)
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
 
 
 def _always() -> str | None:

@@ -26,14 +26,31 @@ OPSET = 17
 
 def export(job: ExportJob, dynamic: bool = False) -> Path:
     onnx = require("onnx")
+    model = onnx.load_from_string(
+        job.reuse(("onnx", dynamic), lambda: _simplified_fp32(job.head, job.input_size, dynamic))
+    )
+    if job.precision == "fp16":
+        model = _float16_weights(model)
+    del model.metadata_props[:]
+    for key, value in job.metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(job.path))
+    return job.path
+
+
+def _simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic: bool) -> bytes:
+    """The traced fp32 graph after onnxsim, serialized: what every precision starts from."""
+    onnx = require("onnx")
     onnxsim = require("onnxsim")
-    sample = torch.rand(1, 3, *job.input_size)
+    sample = torch.rand(1, 3, *input_size)
     buffer = io.BytesIO()
     axes = {"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            job.head.eval(),
+            head.eval(),
             (sample,),
             buffer,
             input_names=["lr"],
@@ -45,17 +62,7 @@ def export(job: ExportJob, dynamic: bool = False) -> Path:
         )
     model = onnx.load_from_string(buffer.getvalue())
     simplified, ok = onnxsim.simplify(model)
-    if ok:
-        model = simplified
-    if job.precision == "fp16":
-        model = _float16_weights(model)
-    del model.metadata_props[:]
-    for key, value in job.metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(job.path))
-    return job.path
+    return (simplified if ok else model).SerializeToString()
 
 
 def _float16_weights(model):

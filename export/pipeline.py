@@ -44,9 +44,11 @@ def export_file(
     input_size: tuple[int, int] | None = None,
     provenance: dict | None = None,
     options: dict | None = None,
+    cache: dict | None = None,
 ) -> Path:
     """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
-    also use, so what they time is what ships."""
+    also use, so what they time is what ships. ``cache`` (one dict per head, kept by the caller)
+    lets a head's files share its trace and conversion across precisions."""
     if precision not in fmt.precisions:
         raise PcarnError(f"{fmt.name} takes precisions {', '.join(fmt.precisions)}, not {precision!r}")
     ok, reason = fmt.available()
@@ -60,7 +62,10 @@ def export_file(
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
     accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
     with native_output_captured():
-        fmt.export(ExportJob(DeployHead(model, scale), path, size, precision, metadata), **accepted)
+        job = ExportJob(
+            DeployHead(model, scale), path, size, precision, metadata, {} if cache is None else cache
+        )
+        fmt.export(job, **accepted)
     return path
 
 
@@ -95,11 +100,15 @@ def export_all(
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
+    caches: dict[int, dict] = {}  # scale -> what that head's exporters share across precisions
     bar = tqdm(jobs, desc="exporting", unit="file", disable=not progress)
     for fmt, scale, precision in bar:
         bar.set_postfix_str(f"{fmt.name} x{scale} {precision}")
         siblings = written.setdefault((scale, precision), {})
-        entries.append(_one(model, out, fmt, scale, precision, input_size, provenance, options, siblings))
+        cache = caches.setdefault(scale, {})
+        entries.append(
+            _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings, cache)
+        )
     manifest = {
         "model": provenance or {},
         "files": entries,
@@ -111,7 +120,7 @@ def export_all(
     return manifest
 
 
-def _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings) -> dict:
+def _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings, cache) -> dict:
     size = input_size or default_input_size(scale)
     name = fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
     entry = {
@@ -126,7 +135,15 @@ def _one(model, out, fmt, scale, precision, input_size, provenance, options, sib
     started = time.perf_counter()
     try:
         path = export_file(
-            model, fmt, scale, precision, out, input_size=size, provenance=provenance, options=options
+            model,
+            fmt,
+            scale,
+            precision,
+            out,
+            input_size=size,
+            provenance=provenance,
+            options=options,
+            cache=cache,
         )
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}

@@ -29,20 +29,26 @@ LAYOUT = "NHWC"
 
 
 def export(job: ExportJob) -> Path:
-    litert_torch = require("litert_torch")
-    sample = torch.rand(1, *job.input_size, 3)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        edge = litert_torch.convert(NHWCNativeHead(job.head).eval(), (sample,))
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.tflite"
-        edge.export(str(fp32))
-        data = (
-            fp32.read_bytes()
-            if job.precision == "fp32"
-            else _float16_weights(fp32, Path(tmp) / "fp16.tflite")
-        )
+    fp32 = job.reuse(("tflite",), lambda: _converted_fp32(job.head, job.input_size))
+    if job.precision == "fp32":
+        data = fp32
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "fp32.tflite").write_bytes(fp32)
+            data = _float16_weights(Path(tmp) / "fp32.tflite", Path(tmp) / "fp16.tflite")
     job.path.write_bytes(TFLiteFile.read(data).with_metadata(job.metadata))
     return job.path
+
+
+def _converted_fp32(head: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
+    """litert-torch's fp32 flatbuffer of the head: what every precision starts from."""
+    litert_torch = require("litert_torch")
+    sample = torch.rand(1, *input_size, 3)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        edge = litert_torch.convert(NHWCNativeHead(head).eval(), (sample,))
+    with tempfile.TemporaryDirectory() as tmp:
+        edge.export(str(Path(tmp) / "fp32.tflite"))
+        return (Path(tmp) / "fp32.tflite").read_bytes()
 
 
 def _float16_weights(src: Path, dst: Path) -> bytes:
