@@ -155,6 +155,31 @@ def test_case_memory_is_its_own_not_its_parents():
     del ballast
 
 
+def test_case_server_reports_a_timeout_and_serves_the_next_case():
+    from benchmarks.bench import CaseServer
+
+    spec = {
+        "model": "pcarn",
+        "scale": 4,
+        "runtime": "torch",
+        "precision": "fp32",
+        "input_size": [720, 1280],
+        "threads": 1,
+        "warmup": 0,
+        "repeats": 20,
+    }
+    server = CaseServer()
+    try:
+        slow = server.run(spec, timeout=1)
+        assert slow["status"] == "failed" and "timed out" in slow["reason"]
+        quick = server.run({**spec, "model": "pcarn-test", "input_size": [8, 8], "repeats": 1})
+        assert quick["status"] == "ok" and quick["median_s"] > 0
+        unknown = server.run({**spec, "model": "nope"})
+        assert unknown["status"] == "unavailable" and "nope" in unknown["reason"]
+    finally:
+        server.close()
+
+
 def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypatch):
     """What is benchmarked is what ships: the harness's file is byte for byte the exporter's."""
     from benchmarks import runtimes
