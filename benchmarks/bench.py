@@ -27,7 +27,7 @@ from benchmarks.case import CONV_SIZE, GEMM_N, RESULT
 from benchmarks.peers import PAPER_X4, PEERS
 from benchmarks.runtimes import RUNTIMES
 from export.common import default_input_size
-from export.formats import FORMATS, format_of
+from export.formats import FORMATS, PRECISIONS, format_of
 from models import PRESETS
 from models.multadds import HD_720P
 from toolkit.errors import check_names
@@ -35,6 +35,7 @@ from toolkit.errors import check_names
 DEFAULT_RUNTIMES = RUNTIMES
 MULTADDS_RATIO_TARGET = 1.8
 EFFICIENCY_TARGETS = {"pcarn": 0.8, "pcarn-m": 0.5}
+INT8_TARGETS = {"tflite": 2.0}  # int8 over fp32, same run; other runtimes: faster at all
 
 
 def cpu_name() -> str:
@@ -147,8 +148,12 @@ def run_bench(
     input_size: tuple[int, int] | None = None,
     progress: bool = True,
     ceiling: Ceiling = DEFAULT_CEILING,
+    precisions: list[str] = ("fp32",),
 ) -> dict:
+    """Time every (model, scale, runtime, precision) case; PCARN variants in the files the exporter
+    writes (int8 ones calibrated on a few photos: latency does not depend on the ranges)."""
     check_names(runtimes, RUNTIMES, "runtime")
+    check_names(precisions, PRECISIONS, "precision")
     check_names(peers, PEERS, "peer")
     check_names(variants, PRESETS, "variant")
     base = {"threads": threads, "repeats": repeats, "warmup": warmup}
@@ -175,16 +180,21 @@ def run_bench(
         for model in [*variants, *peers]:
             for scale in scales:
                 for rt in runtimes:
-                    cases.append(
-                        {
-                            "model": model,
-                            "scale": scale,
-                            "runtime": rt,
-                            "precision": "fp32",
-                            "input_size": list(input_size or default_input_size(scale)),
-                            **base,
-                        }
-                    )
+                    # lower precisions for the shipped family in the formats that take them
+                    kept = [
+                        p for p in precisions if p == "fp32" or (model in variants and p in _precisions(rt))
+                    ]
+                    for precision in kept:
+                        cases.append(
+                            {
+                                "model": model,
+                                "scale": scale,
+                                "runtime": rt,
+                                "precision": precision,
+                                "input_size": list(input_size or default_input_size(scale)),
+                                **base,
+                            }
+                        )
     server = CaseServer()
     try:
         results = [
@@ -218,8 +228,12 @@ def run_bench(
         "unavailable": unavailable + [r for r in results if r["status"] != "ok"],
         "weights_note": "latency does not depend on trained weights; peers use random weights",
     }
-    report["claims"] = claims(rows)
+    report["claims"] = claims(rows) + int8_claims(rows)
     return report
+
+
+def _precisions(runtime: str) -> tuple[str, ...]:
+    return FORMATS[runtime].precisions if runtime in FORMATS else ("fp32",)
 
 
 def _file_case(path: Path, base: dict, size: tuple[int, int] | None = None) -> dict:
@@ -256,6 +270,40 @@ def _best(rows: list[dict], model: str, scale: int) -> dict | None:
     return min(mine, key=lambda r: r["median_s"]) if mine else None
 
 
+def _row(rows: list[dict], model: str, scale: int, runtime: str, precision: str) -> dict | None:
+    return next(
+        (
+            r
+            for r in rows
+            if (r["model"], r["scale"], r["runtime"], r.get("precision", "fp32"))
+            == (model, scale, runtime, precision)
+        ),
+        None,
+    )
+
+
+def int8_claims(rows: list[dict], scale: int = 4) -> list[dict]:
+    """int8 against fp32 of the same model on the same runtime, in the same run."""
+    out = []
+    for model, runtime in sorted({(r["model"], r["runtime"]) for r in rows}):
+        fp32, int8 = _row(rows, model, scale, runtime, "fp32"), _row(rows, model, scale, runtime, "int8")
+        if not (fp32 and int8):
+            continue
+        speedup = fp32["median_s"] / int8["median_s"]
+        target = INT8_TARGETS.get(runtime, 1.0)
+        out.append(
+            {
+                "claim": f"{model} int8 faster than fp32 on {runtime} (x{scale})",
+                "paper": "-",
+                "ours": f"{speedup:.2f}x",
+                "holds": speedup > 1.0,
+                "target": f">= {target:g}x" if target > 1 else "> 1x",
+                "target_met": speedup >= target if target > 1 else speedup > 1.0,
+            }
+        )
+    return out
+
+
 def claims(rows: list[dict], scale: int = 4) -> list[dict]:
     """The paper's efficiency claims (section 5.3, Fig. 13, Table 4) against this run's numbers."""
     out = []
@@ -263,14 +311,8 @@ def claims(rows: list[dict], scale: int = 4) -> list[dict]:
     if pc and pm:
         ratio = pc["multadds"] / pm["multadds"]
         for rt in sorted({r["runtime"] for r in rows}):
-            a = next(
-                (r for r in rows if r["model"] == "pcarn" and r["scale"] == scale and r["runtime"] == rt),
-                None,
-            )
-            b = next(
-                (r for r in rows if r["model"] == "pcarn-m" and r["scale"] == scale and r["runtime"] == rt),
-                None,
-            )
+            a = _row(rows, "pcarn", scale, rt, "fp32")
+            b = _row(rows, "pcarn-m", scale, rt, "fp32")
             if a and b:
                 speedup = a["median_s"] / b["median_s"]
                 out.append(

@@ -25,6 +25,8 @@ def deploy(
     input_size: tuple[int, int] | None = None,
     progress: bool = True,
     ceiling: Ceiling = DEFAULT_CEILING,
+    precisions: list[str] = PRECISIONS,
+    calib: str | Path | None = None,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"models": {}, "bench": None}
@@ -41,10 +43,11 @@ def deploy(
             out / folder,
             formats=list(FORMATS),
             scales=scales,
-            precisions=list(PRECISIONS),
+            precisions=list(precisions),
             input_size=input_size,
             provenance=loaded.provenance,
             progress=progress,
+            calib=calib,
         )
         ran = [e for e in manifest["files"] if e.get("parity", {}).get("ran")]
         summary["models"][name] = {
@@ -69,6 +72,12 @@ def deploy(
                 for precision in sorted({e["precision"] for e in ran})
                 if (rows := [e for e in ran if e["precision"] == precision])
             },
+            # int8: the picture's loss against fp32 PyTorch on the validation photos (worst file)
+            "int8_cost_db": max(
+                (e["parity"]["quantization"]["cost_db"] for e in ran if "quantization" in e["parity"]),
+                default=None,
+            ),
+            "calibration": manifest.get("calibration"),
             "note": loaded.note,
             "folder": folder,
         }
@@ -103,6 +112,12 @@ def deploy(
             lines.append(
                 f"  - {precision} files against PyTorch on a real photo (worst file): PSNR-Y "
                 f"{v['psnr_y']:.1f} dB, LPIPS {lpips_text(v['lpips'])}"
+            )
+        if m.get("int8_cost_db") is not None:
+            note = (m.get("calibration") or {}).get("note")
+            lines.append(
+                f"  - int8 quantization cost on the scikit-image photos (worst file): "
+                f"{m['int8_cost_db']:+.3f} dB PSNR-Y" + (f" ({note})" if note else "")
             )
     lines += [
         "",

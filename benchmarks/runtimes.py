@@ -23,11 +23,13 @@ from export.formats import FORMATS
 from export.interface import ExportFormat
 from export.pipeline import export_file
 from models import PCARN, variant_of
+from toolkit.calibration import calibration_set
 from toolkit.errors import PcarnError
 
 TORCH_RUNTIMES = ("torch", "torch-cl")
 RUNTIMES = (*TORCH_RUNTIMES, *FORMATS)
 RANDOM_WEIGHTS = "random weights (latency does not depend on them)"
+LATENCY_CALIB_SAMPLES = 2  # int8 ranges for timing only
 
 
 class Unavailable(Exception):
@@ -70,14 +72,29 @@ def model_file(
     *,
     in_channels: int = 3,
     provenance: dict | None = None,
+    precision: str = "fp32",
 ) -> Path:
-    """The fp32 file to time: the exporter's own for PCARN models, a plain conversion otherwise."""
+    """The file to time: the exporter's own for PCARN models (int8 calibrated on a few crops of the
+    default photos), a plain fp32 conversion otherwise."""
     if isinstance(model, PCARN):
         provenance = provenance or {"variant": variant_of(model.config) or "pcarn", "path": RANDOM_WEIGHTS}
         try:
-            return export_file(model, fmt, scale, "fp32", workdir, input_size=size, provenance=provenance)
+            calibration = calibration_set() if precision == "int8" else None
+            return export_file(
+                model,
+                fmt,
+                scale,
+                precision,
+                workdir,
+                input_size=size,
+                provenance=provenance,
+                calibration=calibration,
+                calib_samples=LATENCY_CALIB_SAMPLES,
+            )
         except PcarnError as exc:
             raise Unavailable(str(exc)) from None
+    if precision != "fp32":
+        raise Unavailable(f"models that do not ship are timed in fp32 only, not {precision}")
     if fmt.name not in PLAIN:
         raise Unavailable(f"models that do not ship are timed in {' and '.join(PLAIN)} only, not {fmt.name}")
     path = workdir / f"plain_x{scale}{fmt.suffix}"
@@ -116,9 +133,12 @@ def prepare(
     threads: int,
     *,
     in_channels: int = 3,
+    precision: str = "fp32",
 ) -> Callable[[], object]:
     """A timed forward pass of ``model`` (or of an exported file) in ``runtime``."""
     if runtime in TORCH_RUNTIMES:
+        if precision != "fp32":
+            raise Unavailable(f"{runtime} is timed in fp32; {precision} is timed in the exported files")
         if isinstance(model, Path):
             raise Unavailable(f"{model} is a file; torch runtimes time models")
         return prepare_torch(model, scale, size, threads, channels_last=runtime == "torch-cl")
@@ -132,7 +152,7 @@ def prepare(
         path = model
     else:
         workdir = Path(tempfile.mkdtemp(prefix="pcarn-bench-"))
-        path = model_file(model, fmt, scale, size, workdir, in_channels=in_channels)
+        path = model_file(model, fmt, scale, size, workdir, in_channels=in_channels, precision=precision)
     try:
         return fmt.timer(path, threads, size)
     except PcarnError as exc:

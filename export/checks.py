@@ -50,8 +50,11 @@ class Expectation:
     convs: int
     upsample_stages: int
     unique_param_count: int
+    unique_bias_count: int = 0
 
     def weight_bytes(self, precision: str) -> int:
+        if precision == "int8":  # int8 weights, int32 biases (both runtimes' integer convs)
+            return (self.unique_param_count - self.unique_bias_count) + 4 * self.unique_bias_count
         return self.unique_param_count * (2 if precision == "fp16" else 4)
 
 
@@ -72,6 +75,7 @@ def expectation(head: DeployHead) -> Expectation:
         convs=len(calls),
         upsample_stages=len(head.net.heads[f"x{head.scale}"].factors),
         unique_param_count=sum(p.numel() for p in head.parameters()),
+        unique_bias_count=sum(p.numel() for name, p in head.named_parameters() if name.endswith("bias")),
     )
 
 
@@ -147,10 +151,74 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
         f"{len(d2s)} DepthToSpace (mode {', '.join(sorted(modes)) or '-'}) for {exp.upsample_stages} "
         f"stage(s); max tensor rank {max_rank}",
     )
-    _weight_check(
-        report, _unique_bytes(numpy_helper.to_array(i) for i in model.graph.initializer), exp, precision
-    )
+    initializers = model.graph.initializer
+    if precision == "int8":  # the quantized tensors; scales and zero points are quantization parameters
+        quantized = {n.input[0] for n in nodes if n.op_type == "DequantizeLinear"}
+        initializers = [i for i in initializers if i.name in quantized]
+    arrays = [numpy_helper.to_array(i) for i in initializers]
+    _weight_check(report, _unique_bytes(arrays), exp, precision)
+    if precision == "int8":
+        _onnx_int8_checks(report, nodes, model, exp)
     return report
+
+
+def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation) -> None:
+    """QDQ units: every Conv reads int8 weights and quantized activations; every other op sits
+    between DequantizeLinear and QuantizeLinear (so ONNX Runtime runs it on 8-bit data); no
+    DequantizeLinear feeds a QuantizeLinear directly (a float round trip between integer ops)."""
+    producer = {out: n for n in nodes for out in n.output}
+    consumers = collections.defaultdict(list)
+    for n in nodes:
+        for name in n.input:
+            consumers[name].append(n)
+    int8_inits = {i.name for i in model.graph.initializer if i.data_type == 3}  # INT8
+    outputs = {o.name for o in model.graph.output}
+
+    def from_dq(name: str) -> bool:
+        return name in producer and producer[name].op_type == "DequantizeLinear"
+
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    integer = [
+        n
+        for n in convs
+        if from_dq(n.input[0]) and from_dq(n.input[1]) and producer[n.input[1]].input[0] in int8_inits
+    ]
+    report.add(
+        "integer_convs",
+        len(integer) == len(convs) == exp.convs,
+        f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations "
+        f"(expected {exp.convs})",
+    )
+    quantization = {"QuantizeLinear", "DequantizeLinear", "Constant"}
+    floating = []
+    for n in nodes:
+        if n.op_type in quantization:
+            continue
+        data_inputs = [i for i in n.input if i and i in producer]
+        ins_ok = all(from_dq(i) for i in data_inputs)
+        outs_ok = all(
+            o in outputs or all(c.op_type == "QuantizeLinear" for c in consumers[o]) for o in n.output
+        )
+        if not (ins_ok and outs_ok):
+            floating.append(n.op_type)
+    round_trips = sum(
+        1
+        for n in nodes
+        if n.op_type == "DequantizeLinear"
+        and any(c.op_type == "QuantizeLinear" for c in consumers[n.output[0]])
+    )
+    stays_float = collections.Counter(floating)
+    declared = {"Sub": 1}  # the input mean, on the float input before its QuantizeLinear
+    report.add(
+        "integer_graph",
+        stays_float <= collections.Counter(declared) and round_trips == 0,
+        f"ops outside a QDQ unit: {_counted(stays_float)} (declared: the input mean Sub); "
+        f"{round_trips} DequantizeLinear -> QuantizeLinear round trips",
+    )
+
+
+def _counted(counter: collections.Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
 
 
 def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
@@ -185,8 +253,12 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
         f"({report.ops.get('RESHAPE', 0)} RESHAPE, {report.ops.get('TRANSPOSE', 0)} TRANSPOSE); "
         f"max tensor rank {max_rank}",
     )
-    _weight_check(report, _unique_bytes(tflite.constant_buffers()), exp, precision)
-    outside = sorted({name for name, _ in ops} - XNNPACK_OPS)
+    buffers = tflite.constant_buffers()
+    if precision == "int8":
+        _tflite_int8_checks(report, tflite, ops, exp)
+        buffers = _tflite_integer_buffers(tflite)
+    _weight_check(report, _unique_bytes(buffers), exp, precision)
+    outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
     report.add(
         "xnnpack",
         not outside,
@@ -195,6 +267,52 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
         else f"ops outside XNNPACK's list: {', '.join(outside)}",
     )
     return report
+
+
+def _tflite_integer_buffers(tflite: TFLiteFile) -> list[np.ndarray]:
+    """The int8 / int32 constant tensors' bytes (weights and biases of the integer convs)."""
+    sub, schema = tflite.subgraph, tflite.schema
+    integer = {schema.TensorType.INT8, schema.TensorType.INT32}
+    out = []
+    seen = set()
+    for tensor in sub.tensors:
+        if tensor.type not in integer or tensor.buffer in seen:
+            continue
+        data = tflite.buffer_bytes(tflite.model.buffers[tensor.buffer])
+        if data is not None and len(data) > 16:  # shapes and axes are small int32 constants
+            seen.add(tensor.buffer)
+            out.append(data)
+    return out
+
+
+def _tflite_int8_checks(report: GraphReport, tflite: TFLiteFile, ops: list, exp: Expectation) -> None:
+    """Full-integer: every CONV_2D reads int8 activations and weights; no DEQUANTIZE (a float island
+    between integer ops); float ops only where declared (the input mean before the first QUANTIZE)."""
+    sub, schema = tflite.subgraph, tflite.schema
+    int8 = schema.TensorType.INT8
+    convs = [op for name, op in ops if name == "CONV_2D"]
+    integer = [op for op in convs if all(sub.tensors[i].type == int8 for i in op.inputs[:2])]
+    report.add(
+        "integer_convs",
+        len(integer) == len(convs) == exp.convs,
+        f"{len(integer)} of {len(convs)} CONV_2D on int8 activations and weights (expected {exp.convs})",
+    )
+    floating = collections.Counter(
+        name
+        for name, op in ops
+        if name != "QUANTIZE" and any(sub.tensors[i].type == schema.TensorType.FLOAT32 for i in op.outputs)
+    )
+    report.add(
+        "integer_graph",
+        floating <= collections.Counter({"SUB": 1}) and report.ops.get("DEQUANTIZE", 0) == 0,
+        f"float ops: {_counted(floating)} (declared: the input mean SUB); "
+        f"{report.ops.get('DEQUANTIZE', 0)} DEQUANTIZE; output {_tensor_type(sub, sub.outputs[0], schema)}",
+    )
+
+
+def _tensor_type(sub, index: int, schema) -> str:
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return names.get(sub.tensors[index].type, "?").lower()
 
 
 def coreml_program(path: Path):

@@ -21,6 +21,7 @@ from torch import nn
 
 from models import PCARN, variant_of
 from models.multadds import HD_720P
+from toolkit.inference import receptive_radius
 from toolkit.provenance import toolkit_version
 
 
@@ -84,6 +85,8 @@ def export_metadata(model: PCARN, scale: int, layout: str, precision: str, prove
         "precision": precision,
         "checkpoint": (provenance or {}).get("path", "unknown"),
         "checkpoint_sha256": (provenance or {}).get("sha256", "unknown"),
+        # how many LR pixels of context a tiled runner must keep (toolkit.inference.receptive_radius)
+        "receptive_radius_lr": f"{receptive_radius(model, scale):.3f}",
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,13 @@ def _model(path: Path, load: bool = True):
     return ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
 
 
+def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    model = _model(path)  # Core ML picks its own threads
+    return lambda lr_nchw: np.asarray(model.predict({"lr": lr_nchw.astype(np.float32)})["sr"])
+
+
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    return np.asarray(_model(path).predict({"lr": lr_nchw.astype(np.float32)})["sr"])
+    return runner(path)(lr_nchw)
 
 
 def timed_session(path: Path, threads: int, x: np.ndarray):

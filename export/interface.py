@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet
 from toolkit.errors import PcarnError
 
 
@@ -36,6 +37,19 @@ class ExportJob:
     metadata: dict
     # shared by the jobs of the same head in one export run: see ``reuse``
     cache: dict = field(default_factory=dict)
+    calibration: CalibrationSet | None = None  # the photos int8 activations are calibrated on
+    calib_samples: int = DEFAULT_SAMPLES
+
+    def calibration_inputs(self) -> list[np.ndarray]:
+        """Seeded LR crops (HxWx3 float32 in [0, 1]) at this file's input size, shared by the head's
+        int8 files so every format is calibrated on the same pixels."""
+        if self.calibration is None:
+            raise PcarnError("int8 files need calibration photos: pass --calib DIR")
+        scale = int(self.metadata["scale"])
+        return self.reuse(
+            ("calibration", self.calibration.source, self.calib_samples),
+            lambda: self.calibration.crops(scale, self.input_size, self.calib_samples),
+        )
 
     def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:
         """``make()``, computed once for this head and input size and shared by its other files in
@@ -63,6 +77,8 @@ class ExportFormat:
     export: Callable[..., Path]
     # run(path, lr_nchw) -> sr_nchw: one forward pass, NCHW float32 in and out, for parity
     run: Callable[[Path, np.ndarray], np.ndarray]
+    # runner(path, threads) -> (lr_nchw -> sr_nchw): the file loaded once and run as often as needed
+    runner: Callable[[Path, int | None], Callable[[np.ndarray], np.ndarray]]
     # session(path, threads, input) -> zero-argument callable running one forward pass on ``input``
     session: Callable[[Path, int, np.ndarray], Callable[[], object]]
     read_metadata: Callable[[Path], dict]
@@ -78,7 +94,7 @@ class ExportFormat:
     @classmethod
     def from_module(cls, module: ModuleType, **fields) -> ExportFormat:
         """Build a format from a module's conventional names (NAME, SUFFIX, LAYOUT, export, run,
-        timed_session, read_metadata, input_shape and, where defined, platform_limit and
+        runner, timed_session, read_metadata, input_shape and, where defined, platform_limit and
         static_parity); ``fields`` give the rest."""
         optional = {k: getattr(module, k) for k in ("platform_limit", "static_parity") if hasattr(module, k)}
         return cls(
@@ -87,6 +103,7 @@ class ExportFormat:
             layout=module.LAYOUT,
             export=module.export,
             run=module.run,
+            runner=module.runner,
             session=module.timed_session,
             read_metadata=module.read_metadata,
             input_shape=module.input_shape,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from export.checks import check_onnx
 from export.interface import ExportFormat, ExportJob
+from export.onnx_int8 import quantize_onnx
 from export.optional import require
 
 NAME = "onnx"
@@ -31,6 +33,8 @@ def export(job: ExportJob, dynamic: bool = False) -> Path:
     )
     if job.precision == "fp16":
         model = _float16_weights(model)
+    elif job.precision == "int8":
+        model = onnx.load_from_string(quantize_onnx(model.SerializeToString(), job.calibration_inputs()))
     del model.metadata_props[:]
     for key, value in job.metadata.items():
         entry = model.metadata_props.add()
@@ -99,10 +103,15 @@ def ort_session(path: Path, threads: int | None = None, profile_prefix: str | No
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The file in one ONNX Runtime (CPU) session, called as often as needed; NCHW float32 in and out."""
+    session = ort_session(path, threads)
+    name = session.get_inputs()[0].name
+    return lambda lr_nchw: session.run(None, {name: lr_nchw.astype(np.float32)})[0]
+
+
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    """Run the file in ONNX Runtime (CPU); NCHW float32 in and out."""
-    session = ort_session(path)
-    return session.run(None, {session.get_inputs()[0].name: lr_nchw.astype(np.float32)})[0]
+    return runner(path)(lr_nchw)
 
 
 def timed_session(path: Path, threads: int, x: np.ndarray):
@@ -129,5 +138,6 @@ FORMAT = ExportFormat.from_module(
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
     options=("dynamic",),
+    precisions=("fp32", "fp16", "int8"),
     check=check_onnx,
 )

@@ -21,7 +21,9 @@ from export.common import DeployHead, default_input_size, export_metadata, nativ
 from export.formats import PRECISIONS, get_format
 from export.interface import ExportFormat, ExportJob
 from export.parity import runtime_parity
+from export.quant_cost import quantization_cost
 from models import PCARN
+from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError
 
 
@@ -45,6 +47,8 @@ def export_file(
     provenance: dict | None = None,
     options: dict | None = None,
     cache: dict | None = None,
+    calibration: CalibrationSet | None = None,
+    calib_samples: int = DEFAULT_SAMPLES,
 ) -> Path:
     """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
     also use, so what they time is what ships. ``cache`` (one dict per head, kept by the caller)
@@ -60,10 +64,19 @@ def export_file(
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
+    if precision == "int8" and calibration is not None:
+        metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
     accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
     with native_output_captured():
         job = ExportJob(
-            DeployHead(model, scale), path, size, precision, metadata, {} if cache is None else cache
+            DeployHead(model, scale),
+            path,
+            size,
+            precision,
+            metadata,
+            {} if cache is None else cache,
+            calibration,
+            calib_samples,
         )
         fmt.export(job, **accepted)
     return path
@@ -81,7 +94,13 @@ def export_all(
     coreml_image_input: bool = False,
     dynamic: bool = False,
     progress: bool = True,
+    calib: str | Path | None = None,
+    calib_samples: int = DEFAULT_SAMPLES,
+    val: str | Path = "skimage",
 ) -> dict:
+    """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
+    ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
+    judged by their PSNR-Y cost on ``val`` (the scikit-image photos, or a folder)."""
     chosen = [get_format(f) for f in formats]
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
@@ -98,6 +117,18 @@ def export_all(
     out.mkdir(exist_ok=True)
     options = {"image_input": coreml_image_input, "dynamic": dynamic}
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
+    calibration = None
+    if any(p == "int8" for _, _, p in jobs):  # a bad photo folder fails here, before any export
+        calibration = calibration_set(calib)
+        calibration.crops(scales[0], (8, 8), 1)
+    settings = {
+        "input_size": input_size,
+        "provenance": provenance,
+        "options": options,
+        "calibration": calibration,
+        "calib_samples": calib_samples,
+        "val": val,
+    }
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
     caches: dict[int, dict] = {}  # scale -> what that head's exporters share across precisions
@@ -106,11 +137,12 @@ def export_all(
         bar.set_postfix_str(f"{fmt.name} x{scale} {precision}")
         siblings = written.setdefault((scale, precision), {})
         cache = caches.setdefault(scale, {})
-        entries.append(
-            _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings, cache)
-        )
+        entries.append(_one(model, out, fmt, scale, precision, settings, siblings, cache))
     manifest = {
         "model": provenance or {},
+        "calibration": None
+        if calibration is None
+        else {"photos": calibration.source, "samples": calib_samples, "note": calibration.note},
         "files": entries,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -120,8 +152,9 @@ def export_all(
     return manifest
 
 
-def _one(model, out, fmt, scale, precision, input_size, provenance, options, siblings, cache) -> dict:
-    size = input_size or default_input_size(scale)
+def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
+    provenance = settings["provenance"]
+    size = settings["input_size"] or default_input_size(scale)
     name = fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
     entry = {
         "format": fmt.name,
@@ -142,8 +175,10 @@ def _one(model, out, fmt, scale, precision, input_size, provenance, options, sib
             out,
             input_size=size,
             provenance=provenance,
-            options=options,
+            options=settings["options"],
             cache=cache,
+            calibration=settings["calibration"],
+            calib_samples=settings["calib_samples"],
         )
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
@@ -170,6 +205,14 @@ def _one(model, out, fmt, scale, precision, input_size, provenance, options, sib
         parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
         parity = runtime_parity(head, fmt.run, path, size, precision, model)
+        if precision == "int8":  # judged by the picture's loss in dB, not by max abs error
+            cost = quantization_cost(head, path, size, cache, settings["val"])
+            parity.update(
+                passed=cost["passed"],
+                rule=f"PSNR-Y cost {cost['cost_db']:+.3f} dB <= {cost['max_cost_db']} dB against fp32 "
+                f"PyTorch on {len(cost['photos'])} validation photos ({settings['val']})",
+                quantization=cost,
+            )
     entry["parity"] = parity
     entry["passed"] = graph.passed and parity["passed"]
     return entry

@@ -12,6 +12,7 @@ import contextlib
 import io
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from export.interface import ExportFormat, ExportJob
 from export.optional import require
 from export.tflite_d2s import NHWCNativeHead
 from export.tflite_file import TFLiteFile
+from export.tflite_int8 import quantize_tflite
 
 NAME = "tflite"
 SUFFIX = ".tflite"
@@ -32,6 +34,8 @@ def export(job: ExportJob) -> Path:
     fp32 = job.reuse(("tflite",), lambda: _converted_fp32(job.head, job.input_size))
     if job.precision == "fp32":
         data = fp32
+    elif job.precision == "int8":
+        data = quantize_tflite(NHWCNativeHead(job.head), job.input_size, job.calibration_inputs())
     else:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)
@@ -81,16 +85,42 @@ def interpreter(content: bytes, threads: int | None = None, x: np.ndarray | None
     rng = np.random.default_rng(0)
     for detail in runner.get_input_details():
         value = x if x is not None else rng.random(detail["shape"], dtype=np.float32)
-        runner.set_tensor(detail["index"], value)
+        runner.set_tensor(detail["index"], _to_tensor(value, detail))
     return runner
 
 
+def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The file in one LiteRT interpreter (XNNPACK on CPU), NCHW float32 in and out like the other
+    formats; an integer input or output (int8 files) is (de)quantized with its own parameters."""
+    interp = interpreter(Path(path).read_bytes(), threads)
+    source, sink = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def call(lr_nchw: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(lr_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
+        interp.set_tensor(source["index"], _to_tensor(x, source))
+        interp.invoke()
+        return _from_tensor(interp.get_tensor(sink["index"]), sink).transpose(0, 3, 1, 2)
+
+    return call
+
+
+def _to_tensor(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if detail["dtype"] == np.float32 or not scale:
+        return x.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.rint(x / scale) + zero, info.min, info.max).astype(detail["dtype"])
+
+
+def _from_tensor(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if y.dtype == np.float32 or not scale:
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - zero) * np.float32(scale)
+
+
 def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    """Run in the LiteRT interpreter (XNNPACK on CPU); NCHW in and out for a uniform parity API."""
-    x = np.ascontiguousarray(lr_nchw.transpose(0, 2, 3, 1).astype(np.float32))
-    runner = interpreter(Path(path).read_bytes(), x=x)
-    runner.invoke()
-    return runner.get_tensor(runner.get_output_details()[0]["index"]).transpose(0, 3, 1, 2)
+    return runner(path)(lr_nchw)
 
 
 def timed_session(path: Path, threads: int, x: np.ndarray):
@@ -108,5 +138,6 @@ FORMAT = ExportFormat.from_module(
     export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
     runtime_module="ai_edge_litert",
     options=(),
+    precisions=("fp32", "fp16", "int8"),
     check=check_tflite,
 )

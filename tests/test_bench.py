@@ -121,6 +121,7 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
         input_size=(16, 16),
         progress=False,
         ceiling=TINY_CEILING,
+        precisions=["fp32", "fp16"],  # int8: tests/test_int8.py (its cost needs larger windows)
     )
     assert summary["all_passed"]
     entry = summary["models"][str(tmp_path / "tiny.safetensors")]

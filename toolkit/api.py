@@ -37,8 +37,12 @@ def upscale_decoded(
     overlap: int = DEFAULT_OVERLAP,
     progress: bool = False,
 ) -> Image.Image:
-    """The network on RGB, bicubic on alpha, back in the input's colour kind (8-bit, rounded)."""
-    rgb = upscale_rgb(model, decoded.rgb, scale, tile=tile, overlap=overlap, progress=progress)
+    """The network (or an exported file: ``export.file_model``, in its own windows) on RGB, bicubic
+    on alpha, back in the input's colour kind (8-bit, rounded)."""
+    if isinstance(model, PCARN):
+        rgb = upscale_rgb(model, decoded.rgb, scale, tile=tile, overlap=overlap, progress=progress)
+    else:
+        rgb = to_uint8(model.upscale(decoded.rgb, scale, progress=progress))
     alpha = None if decoded.alpha is None else to_uint8(upscale_alpha(decoded.alpha, scale))
     return compose(rgb, alpha, decoded.gray)
 

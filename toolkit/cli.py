@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from toolkit.errors import PcarnError, check_names
 from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
@@ -63,12 +64,18 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     output_format(args.output)  # fail on a bad destination before any heavy work
     check_output_folder(args.output)
     decoded = read_image(args.input)
-    loaded = load_any(args.model, quiet=args.quiet)
-    check_variant(loaded.model, args.variant, loaded.path)
-    if args.scale not in loaded.scales:
-        raise PcarnError(
-            f"scale {args.scale} is not supported by this model; choose from {list(loaded.scales)}"
+    if _is_exported_file(args.model):
+        model = _open_exported(args.model, (args.scale,))
+        loaded = SimpleNamespace(
+            model=model, variant=f"{model.fmt.name} {model.precision}", path=args.model, note=None
         )
+    else:
+        loaded = load_any(args.model, quiet=args.quiet)
+        check_variant(loaded.model, args.variant, loaded.path)
+        if args.scale not in loaded.scales:
+            raise PcarnError(
+                f"scale {args.scale} is not supported by this model; choose from {list(loaded.scales)}"
+            )
     start = time.perf_counter()
     image = upscale_decoded(
         decoded, args.scale, loaded.model, tile=args.tile, overlap=args.tile_overlap, progress=not args.quiet
@@ -123,17 +130,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORTED_SUFFIXES = (".onnx", ".tflite", ".mlpackage")
+
+
+def _is_exported_file(name: str) -> bool:
+    return Path(name).suffix in EXPORTED_SUFFIXES
+
+
+def _open_exported(name: str, scales: tuple[int, ...] | None = None):
+    """An exported file as a model (its own runtime, fixed-size windows), imported lazily."""
+    from export.file_model import FileModel
+
+    model = FileModel.open(name)
+    for scale in scales or ():
+        model.require_scale(scale)
+    return model
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.evaluate import evaluate, validation_images
     from toolkit.loading import load_any
 
-    loaded = load_any(args.model, quiet=args.json == "-")
-    for scale in args.scales:
-        loaded.require_scale(scale)
+    if _is_exported_file(args.model):
+        # An exported file has one head: its scale unless --scales names another (then refused).
+        file_model = _open_exported(args.model, None if args.scales == (2, 3, 4) else args.scales)
+        args.scales = file_model.scales
+        model, variant = file_model, f"{file_model.metadata.get('variant', '?')} {file_model.precision}"
+        provenance = {
+            "path": args.model,
+            "variant": file_model.metadata.get("variant"),
+            "format": file_model.fmt.name,
+            "precision": file_model.precision,
+            "windows": None if file_model.window is None else list(file_model.window),
+            "window_overlap": file_model.overlap,
+        }
+    else:
+        loaded = load_any(args.model, quiet=args.json == "-")
+        for scale in args.scales:
+            loaded.require_scale(scale)
+        model, variant, provenance = loaded.model, loaded.variant, loaded.provenance
     images = validation_images(args.data)
-    results = evaluate(loaded.model, images, args.scales)
+    results = evaluate(model, images, args.scales)
     document = {
-        **loaded.provenance,
+        **provenance,
         "images": sorted(images),
         "convention": "PSNR-Y/SSIM-Y, BT.601 studio range, border = scale; "
         "LPIPS AlexNet-lin v0.1 on RGB, same crop, lower is better",
@@ -142,7 +181,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if _emit_json(document, args.json):
         return 0
     print(
-        f"{loaded.path} ({loaded.variant}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
+        f"{provenance['path']} ({variant}) on {len(images)} images: PSNR-Y / SSIM-Y / LPIPS "
         "(AlexNet-lin v0.1, lower is better), border = scale"
     )
     print(f"{'scale':>6} {'model':>24} {'bicubic':>24} {'gain':>8}")
@@ -176,6 +215,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from export.common import parse_size
     from export.formats import FORMATS, PRECISIONS
     from export.pipeline import export_all
+    from toolkit.calibration import DEFAULT_SAMPLES
     from toolkit.loading import load_any
 
     formats = check_names(args.formats.split(","), FORMATS, "format")
@@ -196,6 +236,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         coreml_image_input=args.coreml_image_input,
         dynamic=args.dynamic,
         progress=args.json != "-",
+        calib=args.calib,
+        calib_samples=DEFAULT_SAMPLES if args.calib_samples is None else args.calib_samples,
     )
     if not _emit_json(manifest, args.json):
         print(f"{'file':32} {'bytes':>10}  checks  parity")
@@ -237,6 +279,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         peers=[p for p in args.peers.split(",") if p],
         files=files or None,
         input_size=size,
+        precisions=args.precisions.split(","),
     )
     command = "pcarn " + " ".join(sys.argv[1:])
     if not _emit_json({**report, "command": command}, args.json):
@@ -266,6 +309,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         threads=args.threads,
         repeats=args.repeats,
         warmup=args.warmup,
+        calib=args.calib,
     )
     from benchmarks.report import table
 
@@ -282,6 +326,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             print(
                 f"    {precision} output vs PyTorch's on a real photo (worst file): "
                 f"PSNR-Y {v['psnr_y']:.1f} dB, LPIPS {lpips_text(v['lpips'])}"
+            )
+        if m.get("int8_cost_db") is not None:
+            print(
+                f"    int8 cost on the scikit-image photos (worst file): {m['int8_cost_db']:+.3f} dB PSNR-Y"
             )
     print(f"  report: {Path(args.out) / 'report.md'}")
     return 0 if summary["all_passed"] else 1
@@ -447,6 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--coreml-image-input", action="store_true", help="Core ML: RGB ImageType input scaled 1/255"
     )
+    ex.add_argument(
+        "--calib",
+        help="int8: folder of photos to calibrate activations on (default: data/debian-photos, "
+        "else scikit-image's non-validation photos, with a note)",
+    )
+    ex.add_argument(
+        "--calib-samples", type=int, help="int8: how many seeded crops to calibrate on (default 8)"
+    )
     ex.add_argument("--out", required=True)
     _json_option(ex)
     ex.set_defaults(func=_cmd_export)
@@ -462,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--runtimes",
         default=",".join(RUNTIMES),
         help=f"comma list (default: all of {','.join(RUNTIMES)}; one that cannot run here says why once)",
+    )
+    be.add_argument(
+        "--precisions",
+        default="fp32,int8",
+        help=f"comma list from {','.join(PRECISIONS)}: PCARN variants in the exported files of each "
+        "(torch runtimes and peers: fp32)",
     )
     be.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     be.add_argument("--repeats", type=int, default=5)
@@ -483,6 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     de.add_argument("--repeats", type=int, default=3)
     de.add_argument("--warmup", type=int, default=1)
+    de.add_argument(
+        "--calib",
+        help="int8: folder of photos to calibrate on (default: data/debian-photos, else scikit-image's "
+        "non-validation photos, with a note)",
+    )
     de.set_defaults(func=_cmd_deploy)
 
     pr = sub.add_parser("profile", help="per-op time of exported graphs (ONNX Runtime, LiteRT/XNNPACK)")

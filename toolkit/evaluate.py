@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from models import PCARN
 from toolkit.data import bicubic_downscale, bicubic_upscale, list_images, load_rgb8, mod_crop
 from toolkit.errors import PcarnError
+from toolkit.images import to_uint8
 from toolkit.inference import upscale_rgb
 from toolkit.lpips import lpips_rgb8
 from toolkit.metrics import psnr_y, ssim_y
@@ -40,8 +42,14 @@ def validation_images(spec: str | os.PathLike) -> dict[str, np.ndarray]:
     return {p.stem: load_rgb8(p) for p in list_images(spec)}
 
 
+class Upscaler(Protocol):
+    """Anything that super-resolves like a model: an exported file (``export.file_model``)."""
+
+    def upscale(self, rgb: np.ndarray, scale: int) -> np.ndarray: ...
+
+
 def evaluate(
-    model: PCARN,
+    model: PCARN | Upscaler,
     images: dict[str, np.ndarray],
     scales: tuple[int, ...],
     *,
@@ -49,18 +57,25 @@ def evaluate(
     lpips: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Mean PSNR-Y/SSIM-Y (and LPIPS), border = scale, of the model and of bicubic, per scale ``xS``."""
-    was_training = model.training
-    model.eval()
+    network = model if isinstance(model, PCARN) else None
+    was_training = network is not None and network.training
+    if network is not None:
+        network.eval()
     results = {}
     for s in scales:
         rows = []
         for hr_full in images.values():
             hr = mod_crop(hr_full, s)
-            lr = bicubic_downscale(hr, s)
-            sr = upscale_rgb(model, lr.astype(np.float32) / 255.0, s, tile=tile)
-            rows.append(image_scores(sr, hr, bicubic_upscale(lr, s), s, lpips=lpips))
+            lr8 = bicubic_downscale(hr, s)
+            lr = lr8.astype(np.float32) / 255.0
+            if network is not None:
+                sr = upscale_rgb(network, lr, s, tile=tile)
+            else:
+                sr = to_uint8(model.upscale(lr, s))
+            rows.append(image_scores(sr, hr, bicubic_upscale(lr8, s), s, lpips=lpips))
         results[f"x{s}"] = mean_scores(rows)
-    model.train(was_training)
+    if network is not None:
+        network.train(was_training)
     return results
 
 

@@ -7,7 +7,7 @@ what it would see in one full pass, so tiling changes nothing beyond float round
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -75,4 +75,38 @@ def upscale_rgb(
         oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
         core = out[oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]
         result[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = to_uint8(core) if as_uint8 else core
+    return result
+
+
+def upscale_windows(
+    run: Callable[[np.ndarray], np.ndarray],
+    rgb: np.ndarray,
+    scale: int,
+    window: tuple[int, int],
+    overlap: int,
+    *,
+    progress: bool = False,
+) -> np.ndarray:
+    """Super-resolve float RGB HxWx3 with a network of fixed input size ``window`` (an exported
+    file): each window keeps its centre, ``overlap`` LR pixels of real context on every side where
+    the image has them (windows are shifted inside the image, not padded); an image smaller than a
+    window is edge-padded and its output cropped. ``run`` maps a window (HxWx3) to its output."""
+    wh, ww = window
+    if wh <= 2 * overlap or ww <= 2 * overlap:
+        raise PcarnError(f"a {wh}x{ww} input cannot keep {overlap} pixels of context on each side")
+    h, w, _ = rgb.shape
+    padded = np.pad(rgb, ((0, max(0, wh - h)), (0, max(0, ww - w)), (0, 0)), mode="edge")
+    ph, pw, _ = padded.shape
+    result = np.empty((h * scale, w * scale, 3), dtype=np.float32)
+    step_h, step_w = wh - 2 * overlap, ww - 2 * overlap
+    cores = [(y0, x0) for y0 in range(0, h, step_h) for x0 in range(0, w, step_w)]
+    for y0, x0 in tqdm(cores, desc=f"x{scale} windows", unit="window", disable=not progress, leave=False):
+        y1, x1 = min(y0 + step_h, h), min(x0 + step_w, w)
+        wy0 = min(max(0, y0 - overlap), ph - wh)  # shifted to stay inside the (padded) image
+        wx0 = min(max(0, x0 - overlap), pw - ww)
+        out = run(padded[wy0 : wy0 + wh, wx0 : wx0 + ww])
+        oy, ox = (y0 - wy0) * scale, (x0 - wx0) * scale
+        result[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = out[
+            oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
+        ]
     return result

@@ -1,0 +1,106 @@
+"""Calibration inputs for int8 exports: seeded LR crops of real photos at a file's input size.
+
+Activation ranges are only as good as the inputs they are measured on, so they come from real
+photos, downscaled the way the network's inputs are (antialiased bicubic by the head's scale), never
+from the validation photos the quantization cost is measured on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.data import bicubic_downscale, list_images, load_rgb8
+from toolkit.errors import PcarnError
+from toolkit.evaluate import SKIMAGE_VALIDATION
+from toolkit.provenance import REPO_ROOT
+
+DEFAULT_SAMPLES = 8
+# Where `shared/data/debian-photos.sh data/debian-photos` puts the offline photo set.
+DEFAULT_FOLDER = REPO_ROOT / "data" / "debian-photos"
+# scikit-image's colour photos that are not validation photos (the fallback set).
+SKIMAGE_CALIBRATION = ("hubble_deep_field", "ihc", "retina", "chessboard_RGB", "color")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The photos (files, read when a crop needs them, or uint8 RGB arrays) activations are
+    calibrated on, and where they came from."""
+
+    photos: tuple[Path | np.ndarray, ...]
+    source: str
+    note: str | None = None
+
+    def crops(
+        self, scale: int, size: tuple[int, int], samples: int = DEFAULT_SAMPLES, seed: int = 0
+    ) -> list[np.ndarray]:
+        """``samples`` float32 HxWx3 LR crops in [0, 1] at ``size``, a fixed choice for ``seed``:
+        the photos in turn, each bicubic-downscaled by ``scale`` (edge-padded where smaller)."""
+        if samples < 1:
+            raise PcarnError(f"--calib-samples must be at least 1, got {samples}")
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.photos))
+        lrs: dict[int, np.ndarray] = {}
+        out = []
+        for k in range(samples):
+            index = int(order[k % len(order)])
+            if index not in lrs:
+                lrs[index] = _at_least(bicubic_downscale(_read(self.photos[index]), scale), size)
+            lr = lrs[index]
+            y0 = int(rng.integers(0, lr.shape[0] - size[0] + 1))
+            x0 = int(rng.integers(0, lr.shape[1] - size[1] + 1))
+            out.append(lr[y0 : y0 + size[0], x0 : x0 + size[1]].astype(np.float32) / 255.0)
+        return out
+
+
+def _read(photo: Path | np.ndarray) -> np.ndarray:
+    if isinstance(photo, np.ndarray):
+        return photo
+    try:
+        return load_rgb8(photo)
+    except Exception as exc:  # noqa: BLE001 - any decoder error is reported the same way
+        raise PcarnError(f"calibration photo {photo} cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def _at_least(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    pad_h, pad_w = max(0, size[0] - image.shape[0]), max(0, size[1] - image.shape[1])
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return image
+
+
+def calibration_set(folder: str | os.PathLike | None = None) -> CalibrationSet:
+    """Photos from ``folder``; by default the Debian photos in ``data/debian-photos`` (or
+    ``$PCARN_CALIB``), else scikit-image's non-validation photos, with a note saying so."""
+    if folder is None:
+        folder = os.environ.get("PCARN_CALIB") or (DEFAULT_FOLDER if DEFAULT_FOLDER.is_dir() else None)
+    if folder is None:
+        return CalibrationSet(
+            _skimage_photos(),
+            "skimage-calibration",
+            note=(
+                f"calibrated on scikit-image's {len(SKIMAGE_CALIBRATION)} non-validation photos: the "
+                "Debian photos were not found (run shared/data/debian-photos.sh data/debian-photos, "
+                "or pass --calib DIR)"
+            ),
+        )
+    folder = Path(folder)
+    paths = list_images(folder)  # a missing or empty folder is one clear error
+    used = [p.stem for p in paths if p.stem in SKIMAGE_VALIDATION]
+    if used:
+        raise PcarnError(
+            f"calibration folder {folder} holds validation photos ({', '.join(used)}); remove them"
+        )
+    return CalibrationSet(tuple(paths), folder.name)
+
+
+def _skimage_photos() -> tuple[np.ndarray, ...]:
+    try:
+        import skimage
+    except ImportError:
+        raise PcarnError("no calibration photos: pass --calib DIR (or install scikit-image)") from None
+    data = Path(skimage.__file__).parent / "data"
+    return tuple(load_rgb8(next(data.glob(f"{name}.*"))) for name in SKIMAGE_CALIBRATION)
