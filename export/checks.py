@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -322,11 +323,18 @@ def coreml_program(path: Path):
     return model, list(function.block_specializations[function.opset].operations)
 
 
-def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
+def coreml_weights(model) -> dict:
+    """The program's constants by name; an int8 weight's parts end in ``_quantized_data``,
+    ``_scale`` and ``_zero_point`` (coremltools numbers them per call; the number is dropped)."""
     ct = require("coremltools")
+    weights = ct.optimize.coreml.get_weights_metadata(model, weight_threshold=0)
+    return {re.sub(r"_(quantized_data|scale|zero_point)_\d+$", r"_\1", k): v for k, v in weights.items()}
+
+
+def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     model, operations = coreml_program(path)
     report = GraphReport(dict(collections.Counter(op.type for op in operations)))
-    weights = ct.optimize.coreml.get_weights_metadata(model, weight_threshold=0)
+    weights = coreml_weights(model)
     shapes = {
         op.outputs[0].name: [d.constant.size for d in op.outputs[0].type.tensorType.dimensions]
         for op in operations
@@ -334,7 +342,8 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     }
     grouped = 0
     for op in (o for o in operations if o.type == "conv"):
-        weight = weights[op.inputs["weight"].arguments[0].name].val
+        name = op.inputs["weight"].arguments[0].name
+        weight = weights.get(name, weights.get(name + "_quantized_data")).val
         in_channels = shapes.get(op.inputs["x"].arguments[0].name, [0, 0])[1] or weight.shape[1]
         grouped += weight.shape[1] < in_channels
     _grouped_check(report, grouped, report.ops.get("split", 0) + report.ops.get("slice_by_index", 0), exp)
@@ -352,5 +361,31 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
         f"{shuffles} pixel_shuffle for {exp.upsample_stages} stage(s); max tensor rank {max_rank}",
     )
     tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
+    if precision == "int8":  # int8 weights and the biases; scales and zero points are parameters
+        tensors = [m.val for name, m in weights.items() if not name.endswith(("_scale", "_zero_point"))]
+        _coreml_int8_checks(report, operations, exp)
     _weight_check(report, _unique_bytes(tensors), exp, precision)
     return report
+
+
+def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation) -> None:
+    """W8A8: every conv reads an int8 weight (constexpr_affine_dequantize) and a dequantized int8
+    activation."""
+    producer = {out.name: op for op in operations for out in op.outputs}
+
+    def made_by(name: str, kind: str) -> bool:
+        return name in producer and producer[name].type == kind
+
+    convs = [op for op in operations if op.type == "conv"]
+    integer = [
+        op
+        for op in convs
+        if made_by(op.inputs["weight"].arguments[0].name, "constexpr_affine_dequantize")
+        and made_by(op.inputs["x"].arguments[0].name, "dequantize")
+    ]
+    report.add(
+        "integer_convs",
+        len(integer) == len(convs) == exp.convs,
+        f"{len(integer)} of {len(convs)} conv read int8 weights and quantized activations "
+        f"(expected {exp.convs})",
+    )

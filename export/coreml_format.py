@@ -17,6 +17,7 @@ import torch
 
 from export.checks import check_coreml
 from export.common import DeployHead
+from export.coreml_int8 import quantized_head
 from export.interface import ExportFormat, ExportJob
 from export.optional import require
 from export.parity import coreml_static_parity
@@ -29,21 +30,26 @@ LAYOUT = "NCHW"
 def export(job: ExportJob, image_input: bool = False) -> Path:
     ct = require("coremltools")
     sample = torch.rand(1, 3, *job.input_size)
+    head = job.head
+    if job.precision == "int8":
+        head = quantized_head(job.head, job.input_size, job.calibration_inputs())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(job.head.eval(), sample)
+        traced = torch.jit.trace(head.eval(), sample)
     shape = (1, 3, *job.input_size)
     if image_input:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]
     else:
         inputs = [ct.TensorType(name="lr", shape=shape, dtype=np.float32)]
-    compute = ct.precision.FLOAT16 if job.precision == "fp16" else ct.precision.FLOAT32
+    # int8 programs compute in float16 between their quantized tensors, as devices run them
+    compute = ct.precision.FLOAT32 if job.precision == "fp32" else ct.precision.FLOAT16
+    target = ct.target.iOS17 if job.precision == "int8" else ct.target.iOS15
     model = ct.convert(
         traced,
         inputs=inputs,
         outputs=[ct.TensorType(name="sr")],
         convert_to="mlprogram",
-        minimum_deployment_target=ct.target.iOS15,
+        minimum_deployment_target=target,
         compute_precision=compute,
         skip_model_load=True,
     )
@@ -104,5 +110,6 @@ FORMAT = ExportFormat.from_module(
     export_modules=("coremltools",),
     runtime_module="coremltools",
     options=("image_input",),
+    precisions=("fp32", "fp16", "int8"),
     check=check_coreml,
 )

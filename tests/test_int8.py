@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import deterministic_weights, run_cli
 from PIL import Image
 
@@ -44,7 +45,7 @@ def int8_run(tiny_model, tmp_path_factory, small_val):
     manifest = export_all(
         tiny_model,
         out,
-        formats=["onnx", "tflite"],
+        formats=["onnx", "tflite", "coreml"],
         scales=[2],
         precisions=["fp32", "int8"],
         input_size=SIZE,
@@ -77,6 +78,23 @@ def test_int8_parity_is_the_quality_cost_on_the_validation_photos(int8_run, fmt)
     assert cost["cost_db"] == pytest.approx(cost["pytorch_fp32"]["psnr_y"] - cost["file"]["psnr_y"])
     assert 5 < cost["file"]["psnr_y"] < 60 and 0 <= cost["file"]["lpips"] < 1
     assert parity["passed"] == (cost["cost_db"] <= 0.10) and "PSNR-Y cost" in parity["rule"]
+
+
+def test_coreml_int8_is_checked_structurally(int8_run, tiny_model):
+    """Core ML cannot run here: its int8 program is judged by its ops and its weights."""
+    from export.parity import coreml_static_parity
+
+    out, files, _ = int8_run
+    entry = files[("coreml", "int8")]
+    assert entry["passed"], (entry["checks"], entry["parity"]["rule"])
+    assert entry["checks"]["integer_convs"]["passed"] is True
+    assert "within one step" in entry["parity"]["rule"] and not entry["parity"]["ran"]
+    # a weight moved by a few quantization steps is caught
+    head = DeployHead(tiny_model, 2)
+    with torch.no_grad():
+        head.net.entry.weight.mul_(1.2)
+    moved = coreml_static_parity(head, out / "pcarn-test_x2_int8.mlpackage", "int8", None)
+    assert not moved["passed"] and "entry.weight" in moved["rule"]
 
 
 def test_an_fp32_file_fails_the_integer_checks(int8_run, tiny_model):

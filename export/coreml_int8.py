@@ -1,0 +1,39 @@
+"""W8A8 Core ML programs through coremltools' own PyTorch quantizer.
+
+Core ML's post-conversion activation calibration runs the model through Core ML, which exists only
+on macOS; so activations are calibrated in PyTorch instead (``coremltools.optimize.torch``'s
+``LinearQuantizer``, observers on, fake quantization frozen after calibration), on the same photo
+crops as the other formats, and the converter turns the quantized graph into int8 weights
+(``constexpr_affine_dequantize``) and quantize/dequantize pairs on the activations (iOS 17+).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from export.optional import require
+
+
+def quantized_head(
+    head: torch.nn.Module, input_size: tuple[int, int], inputs: list[np.ndarray]
+) -> torch.nn.Module:
+    """``head`` (NCHW) with symmetric per-channel int8 weights and int8 activations calibrated on
+    ``inputs`` (HxWx3 crops), ready to trace."""
+    quantization = require("coremltools.optimize.torch.quantization")
+    config = quantization.LinearQuantizerConfig.from_dict(
+        # observers and fake quantization on from the first step, never frozen by a schedule
+        {"global_config": {"quantization_scheme": "symmetric", "milestones": [0, 0, 10**9, 10**9]}}
+    )
+    sample = torch.rand(1, 3, *input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantizer = quantization.LinearQuantizer(head.eval(), config)
+        prepared = quantizer.prepare(example_inputs=(sample,), inplace=False)
+        quantizer.step()
+        with torch.no_grad():
+            for crop in inputs:
+                prepared(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None])
+        return quantizer.finalize(inplace=False).eval()
