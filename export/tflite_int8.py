@@ -53,6 +53,7 @@ def _quantizer():
     class PcarnQuantizer(pt2e.PT2EQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             self._annotate_convs(model)
+            self._annotate_concats(model)
             model = super().annotate(model)
             self._share_byte_moving_ops(model)
             return model
@@ -83,6 +84,19 @@ def _quantizer():
                     relu.meta["quantization_annotation"] = spec.QuantizationAnnotation(
                         output_qspec=config.output_activation, _annotated=True
                     )
+
+        def _annotate_concats(self, model: torch.fx.GraphModule) -> None:
+            """Each input of a cascade's concatenation keeps its own range: the stock annotator
+            makes every input share the first one's, which chains the whole cascade into one
+            scale set by its widest tensor."""
+            config = self.global_config
+            for node in model.graph.nodes:
+                if node.op != "call_function" or node.target != torch.ops.aten.cat.default:
+                    continue
+                inputs = {source: config.input_activation for source in node.args[0]}
+                node.meta["quantization_annotation"] = spec.QuantizationAnnotation(
+                    input_qspec_map=inputs, output_qspec=config.output_activation, _annotated=True
+                )
 
         def _share_byte_moving_ops(self, model: torch.fx.GraphModule) -> None:
             targets = _byte_moving_ops()
