@@ -157,7 +157,15 @@ def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tupl
         cout, depth, kh, kw = shapes[1]
         macs = int(np.prod(outputs[0])) * kh * kw * depth
         return _conv_class("Conv", kh, kw, cin, cout, max(1, cin // depth)), macs
-    channels = outputs[0][1] if outputs and len(outputs[0]) > 1 else 0
+    if op == "QLinearConv" and len(shapes) >= 4 and len(shapes[3]) == 4 and outputs:
+        # int8: ORT runs it channels-last (NhwcTransformer); inputs are x, scale, zero point, w, ...
+        cout, depth, kh, kw = shapes[3]
+        cin = shapes[0][-1] if outputs[0][-1] == cout else shapes[0][1]
+        macs = int(np.prod(outputs[0])) * kh * kw * depth
+        return _conv_class("QLinearConv", kh, kw, cin, cout, max(1, cin // depth)), macs
+    # ORT's integer kernels (QLinear*) run channels-last: there the channels are the last dimension
+    axis = -1 if op.startswith("QLinear") else 1
+    channels = outputs[0][axis] if outputs and len(outputs[0]) > 1 else 0
     return f"{op} ->{channels}ch", 0
 
 

@@ -274,6 +274,14 @@ def render_report(manifest: dict) -> str:
                 "- 8-bit output against PyTorch's on real photos (worst): "
                 f"PSNR-Y {parity['psnr_y_8bit']:.1f} dB, LPIPS {parity['lpips']:.4f}"
             )
+        if "quantization" in parity:
+            q = parity["quantization"]
+            lines.append(
+                f"- on {len(q['photos'])} validation photos, PSNR-Y / SSIM-Y / LPIPS: this file "
+                f"{q['file']['psnr_y']:.2f} / {q['file']['ssim_y']:.4f} / {q['file']['lpips']:.3f}, fp32 "
+                f"PyTorch {q['pytorch_fp32']['psnr_y']:.2f} / {q['pytorch_fp32']['ssim_y']:.4f} / "
+                f"{q['pytorch_fp32']['lpips']:.3f}: quantization costs {q['cost_db']:+.3f} dB"
+            )
         lines.append(f"- ops: {', '.join(f'{k} {v}' for k, v in sorted(e['ops'].items()))}")
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -250,6 +250,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             value = (
                 f"max abs {parity['max_abs']:.1e}, {parity['psnr_db']:.1f} dB" if parity["ran"] else "static"
             )
+            if "quantization" in parity:  # int8: judged by the picture's loss on the validation photos
+                value = f"PSNR-Y cost {parity['quantization']['cost_db']:+.3f} dB on validation photos"
             verdict = "pass" if parity["passed"] else "FAIL"
             print(f"{e['path']:32} {e['bytes']:>10,}  {checks:6}  {verdict} ({value})")
         print(f"manifest: {Path(args.out) / 'manifest.json'}; report: {Path(args.out) / 'report.md'}")
