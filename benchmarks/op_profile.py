@@ -13,6 +13,7 @@ import collections
 import copy
 import json
 import os
+import re
 import statistics
 import tempfile
 from pathlib import Path
@@ -130,6 +131,14 @@ def _onnx_convs(path: Path) -> dict[str, tuple[str, int]]:
         for v in (*graph.value_info, *graph.input, *graph.output)
     }
     weights = {i.name: list(i.dims) for i in graph.initializer}
+    # int8 (QDQ) graphs: a Conv's weight is a DequantizeLinear of the int8 initializer
+    weights.update(
+        {
+            n.output[0]: weights[n.input[0]]
+            for n in graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in weights
+        }
+    )
     convs = {}
     for node in graph.node:
         if node.op_type != "Conv" or node.input[1] not in weights:
@@ -146,7 +155,8 @@ def _onnx_convs(path: Path) -> dict[str, tuple[str, int]]:
 
 def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tuple[str, int]:
     """Op class and multiply-adds of one profiled ORT kernel."""
-    for key in (node, node.removesuffix("_nchwc")):
+    # ORT renames rewritten convs: NCHWc ones after their output, fused QDQ units "<node>_token_N"
+    for key in (node, node.removesuffix("_nchwc"), re.sub(r"_token_\d+$", "", node)):
         if key in convs:
             return convs[key]
     op = args.get("op_name", "?")
@@ -157,12 +167,6 @@ def _onnx_kind(node: str, args: dict, convs: dict[str, tuple[str, int]]) -> tupl
         cout, depth, kh, kw = shapes[1]
         macs = int(np.prod(outputs[0])) * kh * kw * depth
         return _conv_class("Conv", kh, kw, cin, cout, max(1, cin // depth)), macs
-    if op == "QLinearConv" and len(shapes) >= 4 and len(shapes[3]) == 4 and outputs:
-        # int8: ORT runs it channels-last (NhwcTransformer); inputs are x, scale, zero point, w, ...
-        cout, depth, kh, kw = shapes[3]
-        cin = shapes[0][-1] if outputs[0][-1] == cout else shapes[0][1]
-        macs = int(np.prod(outputs[0])) * kh * kw * depth
-        return _conv_class("QLinearConv", kh, kw, cin, cout, max(1, cin // depth)), macs
     # ORT's integer kernels (QLinear*) run channels-last: there the channels are the last dimension
     axis = -1 if op.startswith("QLinear") else 1
     channels = outputs[0][axis] if outputs and len(outputs[0]) > 1 else 0
