@@ -200,8 +200,8 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         export_all(model, tmp_path, formats=["gguf"], scales=[2], precisions=["fp32"])
     with pytest.raises(PcarnError, match="scale 4 is not in this checkpoint"):
         export_all(model, tmp_path, formats=["onnx"], scales=[4], precisions=["fp32"])
-    with pytest.raises(PcarnError, match="unknown precision 'int8'"):
-        export_all(model, tmp_path, formats=["onnx"], scales=[2], precisions=["int8"])
+    with pytest.raises(PcarnError, match="unknown precision 'int4'"):
+        export_all(model, tmp_path, formats=["onnx"], scales=[2], precisions=["int4"])
 
 
 @pytest.mark.parametrize(

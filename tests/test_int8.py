@@ -193,7 +193,7 @@ def test_bench_times_int8_files_beside_fp32(int8_run):
     report = run_bench(
         variants=[],
         scales=[2],
-        runtimes=["onnx", "tflite"],
+        runtimes=["onnx"],  # the ceiling conv in ONNX Runtime only; the files name their own runtime
         threads=1,
         repeats=2,
         warmup=0,
