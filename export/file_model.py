@@ -9,6 +9,7 @@ cut into windows of exactly that size with the receptive-field overlap of ``pcar
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +23,15 @@ from toolkit.inference import DEFAULT_OVERLAP, upscale_windows
 
 @dataclass
 class FileModel:
+    """One exported file, loaded once in its runtime, upscaling whole photos window by window."""
+
     path: Path
     fmt: ExportFormat
     metadata: dict
     scale: int
     window: tuple[int, int] | None  # None: dynamic input, whole photos at once
     overlap: int
-    run_nchw: object  # lr_nchw -> sr_nchw
+    run_nchw: Callable[[np.ndarray], np.ndarray]  # the format's runner: lr_nchw -> sr_nchw
 
     @classmethod
     def open(cls, path: str | Path, threads: int | None = None) -> FileModel:

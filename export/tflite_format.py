@@ -36,6 +36,7 @@ def export(job: ExportJob) -> Path:
         data = fp32
     elif job.precision == "int8":
         data = quantize_tflite(NHWCNativeHead(job.head), job.input_size, job.calibration_inputs())
+        job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
     else:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)

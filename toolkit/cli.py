@@ -152,8 +152,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.loading import load_any
 
     if _is_exported_file(args.model):
-        # An exported file has one head: its scale unless --scales names another (then refused).
-        file_model = _open_exported(args.model, None if args.scales == (2, 3, 4) else args.scales)
+        file_model = _open_exported(args.model, args.scales)  # one head: another scale is refused
         args.scales = file_model.scales
         model, variant = file_model, f"{file_model.metadata.get('variant', '?')} {file_model.precision}"
         provenance = {
@@ -165,6 +164,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "window_overlap": file_model.overlap,
         }
     else:
+        args.scales = args.scales or (2, 3, 4)
         loaded = load_any(args.model, quiet=args.json == "-")
         for scale in args.scales:
             loaded.require_scale(scale)
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="PSNR-Y, SSIM-Y and LPIPS of a model and of bicubic per scale")
     ev.add_argument("--model", default="pcarn-m")
     ev.add_argument("--data", default="skimage", help="folder of HR images or 'skimage' (default)")
-    ev.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    ev.add_argument("--scales", type=_scales, help="default 2,3,4 (an exported file: its own head)")
     _json_option(ev)
     ev.set_defaults(func=_cmd_eval)
 
