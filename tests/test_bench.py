@@ -136,11 +136,8 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
     assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite"}
 
 
-def test_case_memory_is_its_own_not_its_parents():
-    """A case launched by a big parent (as pcarn deploy is) reports its own peak memory."""
-    from benchmarks.bench import _run_case
-
-    ballast = np.ones(800 * 2**20 // 8)  # 800 MB resident in this (parent) process
+def torch_case(**fields) -> dict:
+    """One torch case of the tiny model, as run_bench writes it; ``fields`` override."""
     spec = {
         "model": "pcarn-test",
         "scale": 4,
@@ -151,7 +148,15 @@ def test_case_memory_is_its_own_not_its_parents():
         "warmup": 0,
         "repeats": 1,
     }
-    row = _run_case(spec)
+    return {**spec, **fields}
+
+
+def test_case_memory_is_its_own_not_its_parents():
+    """A case launched by a big parent (as pcarn deploy is) reports its own peak memory."""
+    from benchmarks.bench import _run_case
+
+    ballast = np.ones(800 * 2**20 // 8)  # 800 MB resident in this (parent) process
+    row = _run_case(torch_case())
     assert row["status"] == "ok" and 0 < row["peak_rss_mb"] < 700, row.get("peak_rss_mb")
     del ballast
 
@@ -159,16 +164,7 @@ def test_case_memory_is_its_own_not_its_parents():
 def test_case_server_reports_a_timeout_and_serves_the_next_case():
     from benchmarks.bench import CaseServer
 
-    spec = {
-        "model": "pcarn",
-        "scale": 4,
-        "runtime": "torch",
-        "precision": "fp32",
-        "input_size": [720, 1280],
-        "threads": 1,
-        "warmup": 0,
-        "repeats": 20,
-    }
+    spec = torch_case(model="pcarn", input_size=[720, 1280], repeats=20)
     server = CaseServer()
     try:
         slow = server.run(spec, timeout=1)

@@ -229,3 +229,27 @@ def test_int8_claims_compare_like_with_like():
     rows[1] = row("tflite", "int8", 0.6)  # 1.67x: faster, but short of the 2x target
     lite = {c["claim"]: c for c in int8_claims(rows)}["pcarn-m int8 faster than fp32 on tflite (x4)"]
     assert lite["holds"] and not lite["target_met"]
+
+
+def test_export_cli_refuses_an_empty_calibration_folder(tiny_model, tmp_path):
+    from toolkit.checkpoint import save_checkpoint
+
+    save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    (tmp_path / "empty").mkdir()
+    done = run_cli(
+        "export",
+        "--model",
+        str(tmp_path / "tiny.safetensors"),
+        "--formats",
+        "onnx",
+        "--scales",
+        "2",
+        "--precision",
+        "int8",
+        "--calib",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert done.returncode != 0 and "no images" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not any((tmp_path / "out").glob("*.onnx"))
