@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from export.checks import check_onnx
+from export.exit_at_lr import ExitAtLR
 from export.interface import ExportFormat, ExportJob
 from export.onnx_int8 import quantize_onnx
 from export.optional import require
@@ -26,11 +27,14 @@ LAYOUT = "NCHW"
 OPSET = 17
 
 
-def export(job: ExportJob, dynamic: bool = False) -> Path:
+def export(job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False) -> Path:
     onnx = require("onnx")
+    head = ExitAtLR(job.head).eval() if exit_at_lr else job.head
     model = onnx.load_from_string(
-        job.reuse(("onnx", dynamic), lambda: _simplified_fp32(job.head, job.input_size, dynamic))
+        job.reuse(("onnx", dynamic, exit_at_lr), lambda: _simplified_fp32(head, job.input_size, dynamic))
     )
+    if exit_at_lr:
+        job.metadata["exit_at_lr"] = "true"
     if job.precision == "fp16":
         model = _float16_weights(model)
     elif job.precision == "int8":
@@ -137,7 +141,7 @@ FORMAT = ExportFormat.from_module(
     extra="onnx",
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
-    options=("dynamic",),
+    options=("dynamic", "exit_at_lr"),
     precisions=("fp32", "fp16", "int8"),
     check=check_onnx,
 )

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
+from export.exit_at_lr import ExitAtLR
 from export.formats import PRECISIONS, get_format
 from export.interface import ExportFormat, ExportJob
 from export.parity import runtime_parity
@@ -97,6 +98,7 @@ def export_all(
     calib: str | Path | None = None,
     calib_samples: int = DEFAULT_SAMPLES,
     val: str | Path = "skimage",
+    exit_at_lr: bool = False,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
@@ -115,7 +117,7 @@ def export_all(
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
     out.mkdir(exist_ok=True)
-    options = {"image_input": coreml_image_input, "dynamic": dynamic}
+    options = {"image_input": coreml_image_input, "dynamic": dynamic, "exit_at_lr": exit_at_lr}
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     calibration = None
     if any(p == "int8" for _, _, p in jobs):  # a bad photo folder fails here, before any export
@@ -192,8 +194,9 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     entry["bytes"] = _size(path)
     entry["status"] = "ok"
     head = DeployHead(model, scale)
+    rewritten = settings["options"].get("exit_at_lr") and "exit_at_lr" in fmt.options
     with native_output_captured():
-        graph = fmt.check(path, expectation(head), precision)
+        graph = fmt.check(path, expectation(ExitAtLR(head) if rewritten else head), precision)
     entry["ops"] = graph.ops
     entry["checks"] = graph.checks
     runnable, why_not = fmt.runnable()

@@ -1,0 +1,72 @@
+"""The exit-conv rewrite (export/exit_at_lr.py) is exact, and its ONNX files pass every check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import OFFICIAL, deterministic_weights, requires_shared
+
+from export.common import DeployHead
+from export.exit_at_lr import ExitAtLR, exit_weights
+from export.pipeline import export_all
+from models import build_model
+
+
+def _difference(model, scale: int, size=(19, 27)) -> float:
+    head = DeployHead(model, scale).eval()
+    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(scale))
+    with torch.no_grad():
+        return (head(x) - ExitAtLR(head).eval()(x)).abs().max().item()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_exact_on_the_tiny_model(scale):
+    assert _difference(deterministic_weights(build_model("pcarn-test")), scale) < 1e-5
+
+
+@requires_shared
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_exact_on_the_authors_pcarn_m(scale):
+    from toolkit.authors import load_authors_checkpoint
+
+    model, _ = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
+    assert _difference(model.eval(), scale) < 1e-5
+
+
+def test_a_wrong_fold_is_caught():
+    """The test above can fail: one misplaced tap breaks equality."""
+    model = deterministic_weights(build_model("pcarn-test", scales=(2,)))
+    head = DeployHead(model, 2).eval()
+    rewritten = ExitAtLR(head).eval()
+    with torch.no_grad():
+        weight = rewritten.exit_r.weight
+        weight[:, :, 0, 0], weight[:, :, 2, 2] = weight[:, :, 2, 2].clone(), weight[:, :, 0, 0].clone()
+    x = torch.rand(1, 3, 12, 14)
+    with torch.no_grad():
+        assert (head(x) - rewritten(x)).abs().max().item() > 1e-3
+    w, b = exit_weights(head.net.exit, 2)
+    assert w.shape == (12, 4 * model.config.channels, 3, 3) and b.shape == (12,)
+
+
+def test_onnx_files_with_the_rewrite_pass_their_checks(tmp_path):
+    import onnx
+
+    model = deterministic_weights(build_model("pcarn-test", scales=(2, 4)))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["onnx"],
+        scales=[2, 4],
+        precisions=["fp32"],
+        input_size=(12, 16),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+        exit_at_lr=True,
+    )
+    assert manifest["all_passed"], [(e["path"], e["checks"], e["parity"]["rule"]) for e in manifest["files"]]
+    graph = onnx.load(str(tmp_path / "pcarn-test_x4_fp32.onnx"))
+    assert {p.key: p.value for p in graph.metadata_props}["exit_at_lr"] == "true"
+    shuffles = [n for n in graph.graph.node if n.op_type == "DepthToSpace"]
+    assert len(shuffles) == 2 and shuffles[-1].output[0] == graph.graph.output[0].name  # last op: 3 channels
+    assert np.isclose(manifest["files"][0]["parity"]["max_abs"], 0, atol=1e-4)
