@@ -102,22 +102,51 @@ class NativeShuffleStage(nn.Module):
         return torch.ops.pcarn_tfl.depth_to_space(y, self.block)
 
 
-class NHWCNativeHead(nn.Module):
-    """A DeployHead taking and returning NHWC, with native depth-to-space upsampling stages."""
+class ExitShuffleStage(nn.Module):
+    """The last stage with the exit conv folded in (``export/exit_at_lr.py``): conv -> ReLU -> exit_r
+    -> DEPTH_TO_SPACE. exit_r reads the stage conv's channels in PyTorch's order (no reorder, even for
+    grouped heads) and writes its 3 r^2 channels in TFLite's DCR order, so one native op finishes."""
 
-    def __init__(self, head) -> None:
+    def __init__(self, conv: nn.Conv2d, exit_conv: nn.Conv2d, block: int) -> None:
+        from export.exit_at_lr import exit_weights
+
+        super().__init__()
+        self.block = block
+        self.conv = conv
+        weight, bias = exit_weights(exit_conv, block)
+        order = crd_to_dcr_permutation(exit_conv.out_channels, block)
+        self.exit_r = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+        with torch.no_grad():
+            self.exit_r.weight.copy_(weight[order])
+            self.exit_r.bias.copy_(bias[order])
+
+    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
+        z = F.relu(self.conv(x_nhwc.permute(0, 3, 1, 2)))
+        return torch.ops.pcarn_tfl.depth_to_space(self.exit_r(z).permute(0, 2, 3, 1), self.block)
+
+
+class NHWCNativeHead(nn.Module):
+    """A DeployHead taking and returning NHWC, with native depth-to-space upsampling stages;
+    ``exit_at_lr`` folds the exit conv into the last stage."""
+
+    def __init__(self, head, exit_at_lr: bool = False) -> None:
         super().__init__()
         register()
         net = head.net
         self.net = net
         self.input_mean = head.input_mean
         upsample = net.heads[f"x{head.scale}"]
-        self.stages = nn.ModuleList(
-            NativeShuffleStage(c, r) for c, r in zip(upsample.stages, upsample.factors, strict=True)
-        )
+        pairs = list(zip(upsample.stages, upsample.factors, strict=True))
+        self.exit_at_lr = exit_at_lr
+        stages = [NativeShuffleStage(c, r) for c, r in (pairs[:-1] if exit_at_lr else pairs)]
+        if exit_at_lr:
+            stages.append(ExitShuffleStage(pairs[-1][0], net.exit, pairs[-1][1]))
+        self.stages = nn.ModuleList(stages)
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         y = self.net.trunk(x_nhwc.permute(0, 3, 1, 2) - self.input_mean).permute(0, 2, 3, 1)
         for stage in self.stages:
             y = stage(y)
+        if self.exit_at_lr:
+            return y
         return self.net.exit(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

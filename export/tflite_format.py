@@ -30,14 +30,18 @@ SUFFIX = ".tflite"
 LAYOUT = "NHWC"
 
 
-def export(job: ExportJob) -> Path:
-    fp32 = job.reuse(("tflite",), lambda: _converted_fp32(job.head, job.input_size))
-    if job.precision == "fp32":
-        data = fp32
-    elif job.precision == "int8":
-        data = quantize_tflite(NHWCNativeHead(job.head), job.input_size, job.calibration_inputs())
+def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
+    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
+    head = NHWCNativeHead(job.head, exit_at_lr=exit_at_lr).eval()
+    if exit_at_lr:
+        job.metadata["exit_at_lr"] = "true"
+    if job.precision == "int8":
+        data = quantize_tflite(head, job.input_size, job.calibration_inputs())
         job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
+    elif job.precision == "fp32":
+        data = job.reuse(("tflite", exit_at_lr), lambda: _converted_fp32(head, job.input_size))
     else:
+        fp32 = job.reuse(("tflite", exit_at_lr), lambda: _converted_fp32(head, job.input_size))
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)
             data = _float16_weights(Path(tmp) / "fp32.tflite", Path(tmp) / "fp16.tflite")
@@ -45,12 +49,12 @@ def export(job: ExportJob) -> Path:
     return job.path
 
 
-def _converted_fp32(head: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
-    """litert-torch's fp32 flatbuffer of the head: what every precision starts from."""
+def _converted_fp32(head: NHWCNativeHead, input_size: tuple[int, int]) -> bytes:
+    """litert-torch's fp32 flatbuffer of the NHWC head: what fp32 and fp16 start from."""
     litert_torch = require("litert_torch")
     sample = torch.rand(1, *input_size, 3)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        edge = litert_torch.convert(NHWCNativeHead(head).eval(), (sample,))
+        edge = litert_torch.convert(head, (sample,))
     with tempfile.TemporaryDirectory() as tmp:
         edge.export(str(Path(tmp) / "fp32.tflite"))
         return (Path(tmp) / "fp32.tflite").read_bytes()
@@ -138,7 +142,7 @@ FORMAT = ExportFormat.from_module(
     extra="tflite",
     export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
     runtime_module="ai_edge_litert",
-    options=(),
+    options=("exit_at_lr",),
     precisions=("fp32", "fp16", "int8"),
     check=check_tflite,
 )

@@ -14,10 +14,17 @@ from models import build_model
 
 
 def _difference(model, scale: int, size=(19, 27)) -> float:
+    """Worst difference of either rewrite (NCHW for ONNX, native NHWC for TFLite) from the head."""
+    from export.tflite_d2s import NHWCNativeHead
+
     head = DeployHead(model, scale).eval()
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(scale))
+    nhwc = NHWCNativeHead(head, exit_at_lr=True).eval()
     with torch.no_grad():
-        return (head(x) - ExitAtLR(head).eval()(x)).abs().max().item()
+        reference = head(x)
+        onnx_form = (reference - ExitAtLR(head).eval()(x)).abs().max().item()
+        tflite_form = (reference - nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)).abs().max().item()
+    return max(onnx_form, tflite_form)
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -49,14 +56,14 @@ def test_a_wrong_fold_is_caught():
     assert w.shape == (12, 4 * model.config.channels, 3, 3) and b.shape == (12,)
 
 
-def test_onnx_files_with_the_rewrite_pass_their_checks(tmp_path):
+def test_files_with_the_rewrite_pass_their_checks(tmp_path):
     import onnx
 
     model = deterministic_weights(build_model("pcarn-test", scales=(2, 4)))
     manifest = export_all(
         model,
         tmp_path,
-        formats=["onnx"],
+        formats=["onnx", "tflite"],
         scales=[2, 4],
         precisions=["fp32"],
         input_size=(12, 16),
@@ -69,4 +76,6 @@ def test_onnx_files_with_the_rewrite_pass_their_checks(tmp_path):
     assert {p.key: p.value for p in graph.metadata_props}["exit_at_lr"] == "true"
     shuffles = [n for n in graph.graph.node if n.op_type == "DepthToSpace"]
     assert len(shuffles) == 2 and shuffles[-1].output[0] == graph.graph.output[0].name  # last op: 3 channels
-    assert np.isclose(manifest["files"][0]["parity"]["max_abs"], 0, atol=1e-4)
+    assert all(np.isclose(e["parity"]["max_abs"], 0, atol=1e-4) for e in manifest["files"])
+    lite = next(e for e in manifest["files"] if e["format"] == "tflite" and e["scale"] == 4)
+    assert lite["ops"]["DEPTH_TO_SPACE"] == 2 and lite["checks"]["xnnpack"]["passed"]
