@@ -49,6 +49,21 @@ def timed(run, warmup: int, repeats: int) -> list[float]:
     return times
 
 
+def timed_alternately(runs: dict[str, object], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each named zero-argument call, the calls interleaved run by run, so drift on a
+    shared machine hits every one alike (the before/after benchmarks)."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def _stats(times: list[float]) -> dict:
     ordered = sorted(times)
     return {

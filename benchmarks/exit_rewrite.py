@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 
+from benchmarks.case import timed_alternately
 from benchmarks.report import save_rows
 from export.common import DeployHead, default_input_size
 from export.exit_at_lr import ExitAtLR
@@ -69,13 +69,7 @@ def compare(variant: str, scale: int, runtime: str, threads: int, repeats: int, 
     runners = RUNNERS[runtime](head, size, threads)
     x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
     outputs = {name: run(x) for name, run in runners.items()}
-    times = {name: [] for name in runners}
-    for i in range(warmup + repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run(x)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
+    times = timed_alternately({name: (lambda r=run: r(x)) for name, run in runners.items()}, warmup, repeats)
     before, after = (statistics.median(times[k]) for k in ("before", "after"))
     model = build_model(variant)
     exit_macs = 3 * model.config.channels * 9 * size[0] * size[1] * scale * scale

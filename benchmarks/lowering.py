@@ -15,11 +15,11 @@ import argparse
 import collections
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.case import timed_alternately
 from benchmarks.report import save_rows
 from export import tflite_format
 from export.common import NHWC, DeployHead, default_input_size, native_output_captured
@@ -45,16 +45,8 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
         "before": export_before(head, folder / "before.tflite", size),
         "after": tflite_format.export(ExportJob(head, folder / "after.tflite", size, "fp32", {})),
     }
-    runners = {name: interpreter(path.read_bytes(), threads) for name, path in files.items()}
-    for _ in range(warmup):
-        for run in runners.values():
-            run.invoke()
-    times: dict[str, list[float]] = {name: [] for name in files}
-    for _ in range(repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run.invoke()
-            times[name].append(time.perf_counter() - start)
+    runners = {name: interpreter(path.read_bytes(), threads).invoke for name, path in files.items()}
+    times = timed_alternately(runners, warmup, repeats)
     out = {"model": variant, "scale": scale, "input_size": list(size), "threads": threads}
     for name, path in files.items():
         ops = collections.Counter(op for op, _ in TFLiteFile.read(path).ops())

@@ -79,3 +79,34 @@ def test_files_with_the_rewrite_pass_their_checks(tmp_path):
     assert all(np.isclose(e["parity"]["max_abs"], 0, atol=1e-4) for e in manifest["files"])
     lite = next(e for e in manifest["files"] if e["format"] == "tflite" and e["scale"] == 4)
     assert lite["ops"]["DEPTH_TO_SPACE"] == 2 and lite["checks"]["xnnpack"]["passed"]
+
+
+def test_before_after_benchmark_compares_equal_outputs(tmp_path):
+    import json
+
+    from benchmarks.exit_rewrite import main
+
+    out = tmp_path / "rewrite.json"
+    assert (
+        main(
+            [
+                "--variants",
+                "pcarn-test",
+                "--runtimes",
+                "onnx",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["max_abs_difference"] < 1e-5 and row["before_median_s"] > 0 and row["after_median_s"] > 0
+    # r^2 = 4 times the exit conv's multiply-adds at x4 (3 x 8 x 9 per HR pixel for the tiny model)
+    assert row["multadds_after"] - row["multadds_before"] == 3 * 3 * 8 * 9 * 720 * 1280
+    with pytest.raises(SystemExit):
+        main(["--variants", "nope"])
