@@ -12,14 +12,13 @@ machine hits both alike.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
 import torch
 
 from benchmarks.case import timed_alternately
-from benchmarks.report import save_rows
+from benchmarks.report import before_after_parser, save_rows
 from export.common import DeployHead, default_input_size
 from export.exit_at_lr import ExitAtLR
 from export.onnx_format import _simplified_fp32
@@ -90,14 +89,8 @@ def compare(variant: str, scale: int, runtime: str, threads: int, repeats: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="pcarn,pcarn-m")
-    parser.add_argument("--scale", type=int, default=4)
+    parser = before_after_parser(__doc__.splitlines()[0])
     parser.add_argument("--runtimes", default="onnx,tflite")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--out")
     args = parser.parse_args(argv)
     rows = []
     for variant in args.variants.split(","):

@@ -11,7 +11,6 @@ timed alternately, so drift on a shared machine hits both alike.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import statistics
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.case import timed_alternately
-from benchmarks.report import save_rows
+from benchmarks.report import before_after_parser, save_rows
 from export import tflite_format
 from export.common import NHWC, DeployHead, default_input_size, native_output_captured
 from export.interface import ExportJob
@@ -60,14 +59,7 @@ def compare(variant: str, scale: int, threads: int, repeats: int, warmup: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="pcarn,pcarn-m")
-    parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--out")
-    args = parser.parse_args(argv)
+    args = before_after_parser(__doc__.splitlines()[0]).parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [compare(v, args.scale, args.threads, args.repeats, args.warmup) for v in args.variants.split(",")]
     for r in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -12,6 +13,18 @@ def save_rows(path: str | Path, script: str, argv: list[str] | None, rows: list)
 
     command = f"python -m {script} " + " ".join(sys.argv[1:] if argv is None else argv)
     Path(path).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+
+
+def before_after_parser(description: str) -> argparse.ArgumentParser:
+    """The options every before/after benchmark of a graph change takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--variants", default="pcarn,pcarn-m")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", help="JSON rows with the command that made them")
+    return parser
 
 
 def table(report: dict) -> str:
