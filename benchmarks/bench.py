@@ -30,7 +30,7 @@ from export.common import default_input_size
 from export.formats import FORMATS, PRECISIONS, format_of
 from models import PRESETS
 from models.multadds import HD_720P
-from toolkit.errors import check_names
+from toolkit.errors import PcarnError, check_names
 
 DEFAULT_RUNTIMES = RUNTIMES
 MULTADDS_RATIO_TARGET = 1.8
@@ -140,7 +140,7 @@ def run_bench(
     variants: list[str],
     scales: list[int],
     runtimes: list[str],
-    threads: int,
+    threads: int | list[int],
     repeats: int,
     warmup: int,
     peers: list[str] = ("srresnet",),
@@ -149,52 +149,30 @@ def run_bench(
     progress: bool = True,
     ceiling: Ceiling = DEFAULT_CEILING,
     precisions: list[str] = ("fp32",),
+    tiles: list[int] = (),
 ) -> dict:
-    """Time every (model, scale, runtime, precision) case; PCARN variants in the files the exporter
-    writes (int8 ones calibrated on a few photos: latency does not depend on the ranges)."""
+    """Time every (model, scale, runtime, precision, thread count) case; PCARN variants in the files
+    the exporter writes (int8 ones calibrated on a few photos: latency does not depend on the ranges).
+    ``tiles`` adds square LR inputs of those sizes for the PCARN variants (latency per output
+    megapixel, for planning tiled inference on a phone). Each thread count has its own ceiling; the
+    claims read the 720p rows at the largest thread count."""
+    thread_counts = [threads] if isinstance(threads, int) else sorted(set(threads))
+    if not thread_counts or min(thread_counts) < 1:
+        raise PcarnError(f"thread counts must be 1 or more, got {threads}")
+    if any(t < 8 for t in tiles):
+        raise PcarnError(f"tile sizes are LR pixels, 8 or more, got {list(tiles)}")
     check_names(runtimes, RUNTIMES, "runtime")
     check_names(precisions, PRECISIONS, "precision")
     check_names(peers, PEERS, "peer")
     check_names(variants, PRESETS, "variant")
-    base = {"threads": threads, "repeats": repeats, "warmup": warmup}
     # A runtime that cannot run here is reported once, with its own reason, and not tried per case.
-    unavailable = []
-    for rt in runtimes:
-        ok, reason = FORMATS[rt].runnable() if rt in FORMATS else (True, "")
-        if not ok:
-            unavailable.append({"model": "*", "runtime": rt, "status": "unavailable", "reason": reason})
-    runtimes = [rt for rt in runtimes if rt not in {u["runtime"] for u in unavailable}]
-    # The ceiling is the best rate the machine reaches: short kernels, many repeats, fastest run.
-    ceiling_base = {
-        **base,
-        "repeats": max(base["repeats"], ceiling.repeats),
-        "gemm_n": ceiling.gemm_n,
-        "conv_size": list(ceiling.conv_size),
-    }
-    cases = [{"model": "ceiling-gemm", "runtime": "torch", **ceiling_base}]
-    cases += [{"model": "ceiling-conv", "runtime": rt, **ceiling_base} for rt in runtimes]
-    if files:
-        for path in files:
-            cases.append(_file_case(path, base, input_size))
-    else:
-        for model in [*variants, *peers]:
-            for scale in scales:
-                for rt in runtimes:
-                    # lower precisions for the shipped family in the formats that take them
-                    kept = [
-                        p for p in precisions if p == "fp32" or (model in variants and p in _precisions(rt))
-                    ]
-                    for precision in kept:
-                        cases.append(
-                            {
-                                "model": model,
-                                "scale": scale,
-                                "runtime": rt,
-                                "precision": precision,
-                                "input_size": list(input_size or default_input_size(scale)),
-                                **base,
-                            }
-                        )
+    runnable, unavailable = _runnable(runtimes)
+    cases = []
+    for count in thread_counts:
+        base = {"threads": count, "repeats": repeats, "warmup": warmup}
+        cases += _cases(
+            variants, peers, scales, runnable, precisions, files, input_size, tiles, ceiling, base
+        )
     server = CaseServer()
     try:
         results = [
@@ -203,20 +181,31 @@ def run_bench(
     finally:
         server.close()
     ceilings = [r for r in results if r["model"].startswith("ceiling") and r["status"] == "ok"]
-    best = max(ceilings, key=lambda r: r["macs_per_s"]) if ceilings else None
+    best = {
+        count: max(
+            (c for c in ceilings if c["threads"] == count), key=lambda c: c["macs_per_s"], default=None
+        )
+        for count in thread_counts
+    }
     rows = []
     for r in results:
         if r["model"].startswith("ceiling") or r["status"] != "ok":
             continue
-        r["efficiency"] = r["macs_per_s"] / best["macs_per_s"] if best else None
+        top = best.get(r["threads"])
+        r["efficiency"] = r["macs_per_s"] / top["macs_per_s"] if top else None
+        h, w = r["input_size"]
+        r["ms_per_output_mp"] = 1000 * r["median_s"] / (h * w * r["scale"] ** 2 / 1e6)
         rows.append(r)
+    most = best[thread_counts[-1]]
     machine = {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
-        "threads": threads,
+        "threads": thread_counts[-1],
+        "thread_counts": thread_counts,
         "platform": platform.platform(),
-        "ceiling_macs_per_s": best["macs_per_s"] if best else None,
-        "ceiling_source": f"{best['model']} on {best['runtime']}" if best else None,
+        "ceiling_macs_per_s": most["macs_per_s"] if most else None,
+        "ceiling_source": f"{most['model']} on {most['runtime']}" if most else None,
+        "ceilings_by_threads": {str(t): (b["macs_per_s"] if b else None) for t, b in best.items()},
         "versions": versions(),
         "cuda": _cuda(),
     }
@@ -228,8 +217,64 @@ def run_bench(
         "unavailable": unavailable + [r for r in results if r["status"] != "ok"],
         "weights_note": "latency does not depend on trained weights; peers use random weights",
     }
-    report["claims"] = claims(rows) + int8_claims(rows)
+    headline = main_rows(report)
+    report["claims"] = claims(headline) + int8_claims(headline)
     return report
+
+
+def main_rows(report: dict) -> list[dict]:
+    """The rows the claims and the plot read: 720p-sized inputs at the largest thread count."""
+    top = report["machine"]["threads"]
+    return [r for r in report["rows"] if r["threads"] == top and not r.get("tile")]
+
+
+def _runnable(runtimes: list[str]) -> tuple[list[str], list[dict]]:
+    """The runtimes that can run here, and one row for each that cannot, with its own reason."""
+    unavailable = []
+    for rt in runtimes:
+        ok, reason = FORMATS[rt].runnable() if rt in FORMATS else (True, "")
+        if not ok:
+            unavailable.append({"model": "*", "runtime": rt, "status": "unavailable", "reason": reason})
+    return [rt for rt in runtimes if rt not in {u["runtime"] for u in unavailable}], unavailable
+
+
+def _cases(
+    variants: list[str],
+    peers: list[str],
+    scales: list[int],
+    runtimes: list[str],
+    precisions: list[str],
+    files: list[Path] | None,
+    input_size: tuple[int, int] | None,
+    tiles: list[int],
+    ceiling: Ceiling,
+    base: dict,
+) -> list[dict]:
+    """The ceiling kernels and every model case at one thread count (``base``)."""
+    # The ceiling is the best rate the machine reaches: short kernels, many repeats, fastest run.
+    ceiling_base = {
+        **base,
+        "repeats": max(base["repeats"], ceiling.repeats),
+        "gemm_n": ceiling.gemm_n,
+        "conv_size": list(ceiling.conv_size),
+    }
+    cases = [{"model": "ceiling-gemm", "runtime": "torch", **ceiling_base}]
+    cases += [{"model": "ceiling-conv", "runtime": rt, **ceiling_base} for rt in runtimes]
+    if files:
+        return cases + [_file_case(path, base, input_size) for path in files]
+    for model in [*variants, *peers]:
+        for scale in scales:
+            sizes = [(list(input_size or default_input_size(scale)), False)]
+            if model in variants:  # mobile-sized tiles beside 720p
+                sizes += [([t, t], True) for t in tiles]
+            for rt in runtimes:
+                # lower precisions for the shipped family in the formats that take them
+                kept = [p for p in precisions if p == "fp32" or (model in variants and p in _precisions(rt))]
+                for precision in kept:
+                    for size, tile in sizes:
+                        case = {"model": model, "scale": scale, "runtime": rt, "precision": precision}
+                        cases.append({**case, "input_size": size, **({"tile": True} if tile else {}), **base})
+    return cases
 
 
 def _precisions(runtime: str) -> tuple[str, ...]:

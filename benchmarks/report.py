@@ -35,18 +35,22 @@ def table(report: dict) -> str:
         f"{ceiling / 1e9:.1f} GMAC/s ({m['ceiling_source']})"
         if ceiling
         else "ceiling: not measured",
-        f"{'model':10} {'scale':>5} {'runtime':9} {'prec.':5} {'median s':>9} {'min s':>8} {'p90 s':>8} "
-        f"{'GMAC':>7} {'GMAC/s':>7} {'eff.':>5} {'RSS MB':>7}",
+        f"{'model':10} {'scale':>5} {'runtime':9} {'prec.':5} {'thr':>3} {'LR input':>9} {'median s':>9} "
+        f"{'min s':>8} {'p90 s':>8} {'ms/MP':>6} {'GMAC':>7} {'GMAC/s':>7} {'eff.':>5} {'RSS MB':>7}",
     ]
-    for r in sorted(
-        report["rows"], key=lambda r: (r["scale"], r["model"], r["runtime"], r.get("precision", ""))
-    ):
+
+    def order(r: dict) -> tuple:
+        return (r["scale"], r["model"], r["runtime"], r.get("precision", ""), r["threads"], r["input_size"])
+
+    for r in sorted(report["rows"], key=order):
         eff = f"{100 * r['efficiency']:4.0f}%" if r.get("efficiency") is not None else "   - "
+        size = "x".join(str(v) for v in r["input_size"])
+        per_mp = f"{r['ms_per_output_mp']:6.0f}" if "ms_per_output_mp" in r else "     -"
         lines.append(
             f"{r['model']:10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r.get('precision', 'fp32'):5} "
-            f"{r['median_s']:9.3f} "
-            f"{r['min_s']:8.3f} {r['p90_s']:8.3f} {r['multadds'] / 1e9:7.1f} {r['macs_per_s'] / 1e9:7.1f} "
-            f"{eff} {r['peak_rss_mb']:7.0f}"
+            f"{r['threads']:3} {size:>9} {r['median_s']:9.3f} "
+            f"{r['min_s']:8.3f} {r['p90_s']:8.3f} {per_mp} {r['multadds'] / 1e9:7.1f} "
+            f"{r['macs_per_s'] / 1e9:7.1f} {eff} {r['peak_rss_mb']:7.0f}"
         )
     for u in report["unavailable"]:
         lines.append(
@@ -72,9 +76,11 @@ def plot(report: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    runtimes = sorted({r["runtime"] for r in report["rows"]})
+    top = report["machine"]["threads"]  # the 720p rows at all threads, as the claims read them
+    rows = [r for r in report["rows"] if r["threads"] == top and not r.get("tile")]
+    runtimes = sorted({r["runtime"] for r in rows})
     colors = dict(zip(runtimes, plt.cm.tab10.colors, strict=False))
-    for r in report["rows"]:
+    for r in rows:
         ax.scatter(
             r["multadds"] / 1e9,
             r["median_s"],

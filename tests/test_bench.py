@@ -13,6 +13,7 @@ from benchmarks.report import write_report
 from models import build_model
 from models.multadds import multadds_at_hr
 from toolkit.checkpoint import save_checkpoint
+from toolkit.errors import PcarnError
 
 
 def test_peers_match_their_papers():
@@ -212,3 +213,30 @@ def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypa
     runtimes.prepare("onnx", loaded.model, 2, (12, 16), threads=1)()
     (_, fmt, scale, precision, _), options = calls[0]
     assert (fmt.name, scale, precision, options["input_size"]) == ("onnx", 2, "fp32", (12, 16))
+
+
+def test_thread_counts_and_tiles_each_with_their_own_ceiling():
+    report = run_bench(
+        variants=["pcarn-test"],
+        scales=[2],
+        runtimes=["torch"],
+        threads=[2, 1],
+        repeats=1,
+        warmup=0,
+        peers=[],
+        input_size=(12, 16),
+        tiles=[20],
+        progress=False,
+        ceiling=TINY_CEILING,
+    )
+    machine = report["machine"]
+    assert machine["thread_counts"] == [1, 2] and machine["threads"] == 2
+    rows = {(r["threads"], tuple(r["input_size"])): r for r in report["rows"]}
+    assert set(rows) == {(1, (12, 16)), (1, (20, 20)), (2, (12, 16)), (2, (20, 20))}
+    for (count, (h, w)), r in rows.items():
+        ceiling = machine["ceilings_by_threads"][str(count)]
+        assert r["efficiency"] == pytest.approx(r["macs_per_s"] / ceiling)
+        assert r["ms_per_output_mp"] == pytest.approx(1000 * r["median_s"] / (h * w * 4 / 1e6))
+        assert r.get("tile", False) == ((h, w) == (20, 20))
+    with pytest.raises(PcarnError, match="thread counts"):
+        run_bench(variants=["pcarn-test"], scales=[2], runtimes=["torch"], threads=[0], repeats=1, warmup=0)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from toolkit.cli_args import OneLineParser, counts_type, json_option, scale_type, scales_type
 from toolkit.errors import PcarnError, check_names
 from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
 
@@ -108,16 +109,6 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
     print(fetch_official(args.name))
     return 0
-
-
-def _scales(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales are comma-separated from 2,3,4, got {text!r}") from None
-    if not values or any(v not in (2, 3, 4) for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"scales are comma-separated from 2,3,4, got {text!r}")
-    return values
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -283,6 +274,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         files=files or None,
         input_size=size,
         precisions=args.precisions.split(","),
+        tiles=args.tiles,
     )
     command = "pcarn " + " ".join(sys.argv[1:])
     if not _emit_json({**report, "command": command}, args.json):
@@ -360,50 +352,23 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {text!r}") from None
-    if value not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {value}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line instead of a usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the results as JSON to PATH; without PATH (or with -) print them as the only output",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     # The format table is the one source of the export and bench choices.
     from benchmarks.runtimes import RUNTIMES
     from export.formats import FORMATS, PRECISIONS
 
-    parser = _Parser(prog="pcarn", description="PCARN super-resolution toolkit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="pcarn", description="PCARN super-resolution toolkit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     info = sub.add_parser("info", help="parameters and MultAdds at 720p of a variant")
     info.add_argument("--variant", default="pcarn-m")
-    _json_option(info)
+    json_option(info)
     info.set_defaults(func=_cmd_info)
 
     up = sub.add_parser("upscale", help="super-resolve one image")
     up.add_argument("input")
     up.add_argument("output", help="a .png, .jpg/.jpeg or .webp path")
-    up.add_argument("--scale", type=_scale, default=4, help="2, 3 or 4 (default 4)")
+    up.add_argument("--scale", type=scale_type, default=4, help="2, 3 or 4 (default 4)")
     up.add_argument(
         "--model", default="pcarn-m", help="checkpoint path (.safetensors or authors' .pth) or name"
     )
@@ -439,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="redraw LR crops flatter than this (mean abs neighbour difference, 8-bit levels; "
         "0 = off, 4 suits wallpaper-like photos)",
     )
-    tr.add_argument("--scales", type=_scales, default=(2, 3, 4), help="e.g. 2,3,4")
+    tr.add_argument("--scales", type=scales_type, default=(2, 3, 4), help="e.g. 2,3,4")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, curves.png)")
     tr.add_argument("--init", help="start from this checkpoint (required for --stage gan)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last save")
@@ -469,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="PSNR-Y, SSIM-Y and LPIPS of a model and of bicubic per scale")
     ev.add_argument("--model", default="pcarn-m")
     ev.add_argument("--data", default="skimage", help="folder of HR images or 'skimage' (default)")
-    ev.add_argument("--scales", type=_scales, help="default 2,3,4 (an exported file: its own head)")
-    _json_option(ev)
+    ev.add_argument("--scales", type=scales_type, help="default 2,3,4 (an exported file: its own head)")
+    json_option(ev)
     ev.set_defaults(func=_cmd_eval)
 
     sh = sub.add_parser("ship", help="evaluate a run's best checkpoint and ship it under models/ with a card")
@@ -487,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--formats", default=",".join(FORMATS), help=f"comma list (default: all of {','.join(FORMATS)})"
     )
-    ex.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    ex.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     ex.add_argument(
         "--precision",
         default=",".join(PRECISIONS),
@@ -513,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--calib-samples", type=int, help="int8: how many seeded crops to calibrate on (default 8)"
     )
     ex.add_argument("--out", required=True)
-    _json_option(ex)
+    json_option(ex)
     ex.set_defaults(func=_cmd_export)
 
     be = sub.add_parser(
@@ -522,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("files", nargs="*", help="exported files to time instead of the variants")
     be.add_argument("--variants", default="pcarn,pcarn-m", help="comma list of presets")
     be.add_argument("--peers", default="srresnet", help="comma list from srresnet,rrdbnet ('' for none)")
-    be.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    be.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     be.add_argument(
         "--runtimes",
         default=",".join(RUNTIMES),
@@ -534,11 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma list from {','.join(PRECISIONS)}: PCARN variants in the exported files of each "
         "(torch runtimes and peers: fp32)",
     )
-    be.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    be.add_argument(
+        "--threads",
+        type=counts_type,
+        default=[os.cpu_count() or 1],
+        help="comma list, e.g. 1,2 (a phone's big core, and all cores); claims use the largest",
+    )
+    be.add_argument(
+        "--tiles",
+        type=counts_type,
+        default=[],
+        help="square LR tile sizes (e.g. 256) timed beside 720p for the PCARN variants; the table "
+        "gives ms per output megapixel",
+    )
     be.add_argument("--repeats", type=int, default=5)
     be.add_argument("--warmup", type=int, default=1)
     be.add_argument("--input-size", help="LR HxW instead of the 720p-output size")
-    _json_option(be)
+    json_option(be)
     be.add_argument("--report", help="write report.md and the plot into this folder")
     be.set_defaults(func=_cmd_bench)
 
@@ -549,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma list of names or checkpoint files (default {','.join(DEPLOY_DEFAULT)}; "
         f"shipped: {', '.join(SHIPPED_NAMES)})",
     )
-    de.add_argument("--scales", type=_scales, default=(2, 3, 4))
+    de.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     de.add_argument("--out", default="deploy")
     de.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     de.add_argument("--repeats", type=int, default=3)
@@ -564,12 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="per-op time of exported graphs (ONNX Runtime, LiteRT/XNNPACK)")
     pr.add_argument("files", nargs="*", help=".onnx/.tflite files (default: export --variants at 720p)")
     pr.add_argument("--variants", default="pcarn,pcarn-m")
-    pr.add_argument("--scale", type=_scale, default=4)
+    pr.add_argument("--scale", type=scale_type, default=4)
     pr.add_argument("--runtimes", default="onnx,tflite", help="comma list from onnx,tflite")
     pr.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     pr.add_argument("--repeats", type=int, default=5)
     pr.add_argument("--warmup", type=int, default=2)
-    _json_option(pr)
+    json_option(pr)
     pr.set_defaults(func=_cmd_profile)
 
     fetch = sub.add_parser("fetch", help="download (or find) an authors' released checkpoint by name")
