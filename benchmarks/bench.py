@@ -150,12 +150,15 @@ def run_bench(
     ceiling: Ceiling = DEFAULT_CEILING,
     precisions: list[str] = ("fp32",),
     tiles: list[int] = (),
+    exit_at_lr: bool = False,
 ) -> dict:
     """Time every (model, scale, runtime, precision, thread count) case; PCARN variants in the files
     the exporter writes (int8 ones calibrated on a few photos: latency does not depend on the ranges).
     ``tiles`` adds square LR inputs of those sizes for the PCARN variants (latency per output
     megapixel, for planning tiled inference on a phone). Each thread count has its own ceiling; the
-    claims read the 720p rows at the largest thread count."""
+    claims read the 720p rows at the largest thread count. ``exit_at_lr`` times the PCARN files with
+    the exit conv folded before the last depth-to-space (``export/exit_at_lr.py``); efficiency stays
+    the paper's MultAdds over latency and ceiling."""
     thread_counts = [threads] if isinstance(threads, int) else sorted(set(threads))
     if not thread_counts or min(thread_counts) < 1:
         raise PcarnError(f"thread counts must be 1 or more, got {threads}")
@@ -173,6 +176,8 @@ def run_bench(
         cases += _cases(
             variants, peers, scales, runnable, precisions, files, input_size, tiles, ceiling, base
         )
+    if exit_at_lr:
+        cases = [{**c, "exit_at_lr": True} if c["model"] in variants else c for c in cases]
     server = CaseServer()
     try:
         results = [

@@ -124,7 +124,16 @@ def run_case(spec: dict) -> dict:
             else:
                 raise Unavailable(f"unknown model {name!r}")
             target = Path(spec["file"]) if spec.get("file") else model
-            run = prepare(runtime, target, scale, size, threads, precision=spec.get("precision", "fp32"))
+            options = {"exit_at_lr": True} if spec.get("exit_at_lr") else None
+            run = prepare(
+                runtime,
+                target,
+                scale,
+                size,
+                threads,
+                precision=spec.get("precision", "fp32"),
+                options=options,
+            )
             macs = multadds_for_lr_size(model, scale, size)
             result["params"] = sum(p.numel() for p in model.parameters())
         times = timed(run, warmup, repeats)

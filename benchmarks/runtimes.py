@@ -73,6 +73,7 @@ def model_file(
     in_channels: int = 3,
     provenance: dict | None = None,
     precision: str = "fp32",
+    options: dict | None = None,
 ) -> Path:
     """The file to time: the exporter's own for PCARN models (int8 calibrated on a few crops of the
     default photos), a plain fp32 conversion otherwise."""
@@ -90,6 +91,7 @@ def model_file(
                 provenance=provenance,
                 calibration=calibration,
                 calib_samples=LATENCY_CALIB_SAMPLES,
+                options=options,
             )
         except PcarnError as exc:
             raise Unavailable(str(exc)) from None
@@ -134,6 +136,7 @@ def prepare(
     *,
     in_channels: int = 3,
     precision: str = "fp32",
+    options: dict | None = None,
 ) -> Callable[[], object]:
     """A timed forward pass of ``model`` (or of an exported file) in ``runtime``."""
     if runtime in TORCH_RUNTIMES:
@@ -152,7 +155,9 @@ def prepare(
         path = model
     else:
         workdir = Path(tempfile.mkdtemp(prefix="pcarn-bench-"))
-        path = model_file(model, fmt, scale, size, workdir, in_channels=in_channels, precision=precision)
+        path = model_file(
+            model, fmt, scale, size, workdir, in_channels=in_channels, precision=precision, options=options
+        )
     try:
         return fmt.timer(path, threads, size)
     except PcarnError as exc:

@@ -240,3 +240,22 @@ def test_thread_counts_and_tiles_each_with_their_own_ceiling():
         assert r.get("tile", False) == ((h, w) == (20, 20))
     with pytest.raises(PcarnError, match="thread counts"):
         run_bench(variants=["pcarn-test"], scales=[2], runtimes=["torch"], threads=[0], repeats=1, warmup=0)
+
+
+def test_bench_times_the_folded_exit_when_asked():
+    report = run_bench(
+        variants=["pcarn-test"],
+        scales=[4],
+        runtimes=["onnx"],
+        threads=1,
+        repeats=1,
+        warmup=0,
+        peers=[],
+        input_size=(12, 16),
+        progress=False,
+        ceiling=TINY_CEILING,
+        exit_at_lr=True,
+    )
+    (row,) = report["rows"]
+    assert row["status"] == "ok" and row["exit_at_lr"] is True and row["median_s"] > 0
+    assert not any(c.get("exit_at_lr") for c in report["ceilings"])

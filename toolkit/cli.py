@@ -275,6 +275,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         input_size=size,
         precisions=args.precisions.split(","),
         tiles=args.tiles,
+        exit_at_lr=args.exit_at_lr,
     )
     command = "pcarn " + " ".join(sys.argv[1:])
     if not _emit_json({**report, "command": command}, args.json):
@@ -498,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32,int8",
         help=f"comma list from {','.join(PRECISIONS)}: PCARN variants in the exported files of each "
         "(torch runtimes and peers: fp32)",
+    )
+    be.add_argument(
+        "--exit-at-lr",
+        action="store_true",
+        help="time the PCARN files exported with --exit-at-lr (exit conv before the last depth-to-space)",
     )
     be.add_argument(
         "--threads",
