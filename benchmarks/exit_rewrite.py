@@ -21,10 +21,10 @@ from benchmarks.case import timed_alternately
 from benchmarks.report import before_after_parser, save_rows
 from export.common import DeployHead, default_input_size
 from export.exit_at_lr import ExitAtLR
-from export.onnx_format import _simplified_fp32
+from export.onnx_format import simplified_fp32
 from export.optional import require
 from export.tflite_d2s import NHWCNativeHead
-from export.tflite_format import _converted_fp32, interpreter
+from export.tflite_format import converted_fp32, interpreter
 from models import PRESETS, build_model
 from models.multadds import multadds_for_lr_size
 
@@ -36,7 +36,7 @@ def _onnx_runners(head: DeployHead, size: tuple[int, int], threads: int) -> dict
     runners = {}
     for name, module in (("before", head), ("after", ExitAtLR(head).eval())):
         session = ort.InferenceSession(
-            _simplified_fp32(module, size, dynamic=False), options, providers=["CPUExecutionProvider"]
+            simplified_fp32(module, size, dynamic=False), options, providers=["CPUExecutionProvider"]
         )
         runners[name] = lambda x, s=session: s.run(None, {"lr": x})[0]
     return runners
@@ -45,7 +45,7 @@ def _onnx_runners(head: DeployHead, size: tuple[int, int], threads: int) -> dict
 def _tflite_runners(head: DeployHead, size: tuple[int, int], threads: int) -> dict:
     runners = {}
     for name, folded in (("before", False), ("after", True)):
-        data = _converted_fp32(NHWCNativeHead(head, exit_at_lr=folded).eval(), size)
+        data = converted_fp32(NHWCNativeHead(head, exit_at_lr=folded).eval(), size)
         runner = interpreter(data, threads)
         source, sink = runner.get_input_details()[0]["index"], runner.get_output_details()[0]["index"]
 

@@ -30,15 +30,13 @@ OPSET = 17
 def export(job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False) -> Path:
     onnx = require("onnx")
     head = ExitAtLR(job.head).eval() if exit_at_lr else job.head
-    model = onnx.load_from_string(
-        job.reuse(("onnx", dynamic, exit_at_lr), lambda: _simplified_fp32(head, job.input_size, dynamic))
-    )
-    if exit_at_lr:
-        job.metadata["exit_at_lr"] = "true"
+    fp32 = job.reuse(("onnx", dynamic, exit_at_lr), lambda: simplified_fp32(head, job.input_size, dynamic))
+    if job.precision == "int8":
+        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs()))
+    else:
+        model = onnx.load_from_string(fp32)
     if job.precision == "fp16":
         model = _float16_weights(model)
-    elif job.precision == "int8":
-        model = onnx.load_from_string(quantize_onnx(model.SerializeToString(), job.calibration_inputs()))
     del model.metadata_props[:]
     for key, value in job.metadata.items():
         entry = model.metadata_props.add()
@@ -48,7 +46,7 @@ def export(job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False) -> P
     return job.path
 
 
-def _simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic: bool) -> bytes:
+def simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic: bool) -> bytes:
     """The traced fp32 graph after onnxsim, serialized: what every precision starts from."""
     onnx = require("onnx")
     onnxsim = require("onnxsim")

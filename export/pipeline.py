@@ -68,6 +68,8 @@ def export_file(
     if precision == "int8" and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
     accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
+    if accepted.get("exit_at_lr"):  # readers (Core ML's sequence parity) must know the graph differs
+        metadata["exit_at_lr"] = "true"
     with native_output_captured():
         job = ExportJob(
             DeployHead(model, scale),
@@ -120,7 +122,9 @@ def export_all(
     options = {"image_input": coreml_image_input, "dynamic": dynamic, "exit_at_lr": exit_at_lr}
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     calibration = None
-    if any(p == "int8" for _, _, p in jobs):  # a bad photo folder fails here, before any export
+    if any(p == "int8" for _, _, p in jobs):  # bad photos or counts fail here, before any export
+        if calib_samples < 1:
+            raise PcarnError(f"--calib-samples must be at least 1, got {calib_samples}")
         calibration = calibration_set(calib)
         calibration.crops(scales[0], (8, 8), 1)
     settings = {

@@ -45,7 +45,10 @@ def quantization_cost(
 ) -> dict:
     """PSNR-Y / SSIM-Y / LPIPS of the file and of fp32 PyTorch on the validation photos (``val``:
     ``skimage`` or a folder), and the cost in dB; the PyTorch side is computed once per head."""
-    images = validation_images(val)
+    photos = ("validation-photos", str(val))
+    if photos not in cache:
+        cache[photos] = validation_images(val)
+    images = cache[photos]
     key = ("fp32-pytorch-windows", input_size, str(val))
     if key not in cache:
         cache[key] = evaluate(WindowedHead(head, input_size), images, (head.scale,))[f"x{head.scale}"]

@@ -33,15 +33,13 @@ LAYOUT = "NHWC"
 def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
     """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
     head = NHWCNativeHead(job.head, exit_at_lr=exit_at_lr).eval()
-    if exit_at_lr:
-        job.metadata["exit_at_lr"] = "true"
     if job.precision == "int8":
         data = quantize_tflite(head, job.input_size, job.calibration_inputs())
         job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
     elif job.precision == "fp32":
-        data = job.reuse(("tflite", exit_at_lr), lambda: _converted_fp32(head, job.input_size))
+        data = job.reuse(("tflite", exit_at_lr), lambda: converted_fp32(head, job.input_size))
     else:
-        fp32 = job.reuse(("tflite", exit_at_lr), lambda: _converted_fp32(head, job.input_size))
+        fp32 = job.reuse(("tflite", exit_at_lr), lambda: converted_fp32(head, job.input_size))
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)
             data = _float16_weights(Path(tmp) / "fp32.tflite", Path(tmp) / "fp16.tflite")
@@ -49,7 +47,7 @@ def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
     return job.path
 
 
-def _converted_fp32(head: NHWCNativeHead, input_size: tuple[int, int]) -> bytes:
+def converted_fp32(head: NHWCNativeHead, input_size: tuple[int, int]) -> bytes:
     """litert-torch's fp32 flatbuffer of the NHWC head: what fp32 and fp16 start from."""
     litert_torch = require("litert_torch")
     sample = torch.rand(1, *input_size, 3)

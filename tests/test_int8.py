@@ -253,3 +253,18 @@ def test_export_cli_refuses_an_empty_calibration_folder(tiny_model, tmp_path):
     )
     assert done.returncode != 0 and "no images" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not any((tmp_path / "out").glob("*.onnx"))
+
+
+def test_a_calibration_count_below_one_is_refused_before_any_file(tiny_model, tmp_path):
+    with pytest.raises(PcarnError, match="--calib-samples must be at least 1, got 0"):
+        export_all(
+            tiny_model,
+            tmp_path,
+            formats=["onnx"],
+            scales=[2],
+            precisions=["fp32", "int8"],
+            input_size=SIZE,
+            progress=False,
+            calib_samples=0,
+        )
+    assert not any(tmp_path.glob("*.onnx"))
