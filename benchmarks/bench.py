@@ -110,6 +110,7 @@ def versions() -> dict:
         ("onnxruntime", "onnxruntime"),
         ("ai_edge_litert", "ai_edge_litert"),
         ("coremltools", "coremltools"),
+        ("executorch", "executorch"),
     ):
         try:
             from importlib.metadata import version

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export import coreml_format, onnx_format, tflite_format
+from export import coreml_format, executorch_format, onnx_format, tflite_format
 from export.interface import ExportFormat
 from toolkit.errors import PcarnError
 
 FORMATS: dict[str, ExportFormat] = {
-    f.name: f for f in (onnx_format.FORMAT, coreml_format.FORMAT, tflite_format.FORMAT)
+    f.name: f
+    for f in (onnx_format.FORMAT, coreml_format.FORMAT, tflite_format.FORMAT, executorch_format.FORMAT)
 }
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
 

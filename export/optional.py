@@ -14,6 +14,7 @@ EXTRAS = {
     "coremltools": "coreml",
     "litert_torch": "tflite",
     "ai_edge_litert": "tflite",
+    "executorch": "executorch",
 }
 
 

@@ -121,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORTED_SUFFIXES = (".onnx", ".tflite", ".mlpackage")
+EXPORTED_SUFFIXES = (".onnx", ".tflite", ".mlpackage", ".pte")
 
 
 def _is_exported_file(name: str) -> bool:

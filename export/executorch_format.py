@@ -1,0 +1,104 @@
+"""ExecuTorch export: ``torch.export`` of the NCHW head, lowered whole to the XNNPACK delegate.
+
+fp32 only. int8 (PT2E with ExecuTorch's XNNPACKQuantizer plus the tied-unit annotations of
+``export/tflite_int8.py``) lowers and compiles, but the full PCARN/PCARN-M graphs fail at execute in
+executorch 1.5.1's runtime ("Attempted to resize a static tensor" with garbage sizes) while the tiny
+test model runs; it is left out until that is understood. The file's metadata is a constant
+method ``metadata`` returning the JSON document as a uint8 tensor, so it travels inside the ``.pte``
+and an app reads it with the same runtime (``export/pte_file.py`` reads it without one).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.exit_at_lr import ExitAtLR
+from export.interface import ExportFormat, ExportJob
+from export.optional import require
+from export.pte_checks import check_executorch
+from export.pte_file import FORWARD, PTEFile
+
+NAME = "executorch"
+SUFFIX = ".pte"
+LAYOUT = "NCHW"
+
+
+def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
+    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
+    head = ExitAtLR(job.head).eval() if exit_at_lr else job.head.eval()
+    sample = (torch.rand(1, 3, *job.input_size),)
+    program = job.reuse(("executorch", exit_at_lr), lambda: torch.export.export(head, sample))
+    job.path.write_bytes(lowered(program, job.metadata))
+    return job.path
+
+
+def lowered(program: torch.export.ExportedProgram, metadata: dict) -> bytes:
+    """The program lowered to XNNPACK with the metadata as a constant method, as ``.pte`` bytes."""
+    exir = require("executorch.exir")
+    partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner")
+    document = torch.tensor(list(json.dumps(metadata, sort_keys=True).encode()), dtype=torch.uint8)
+    edge = exir.to_edge_transform_and_lower(
+        program,
+        partitioner=[partitioner.XnnpackPartitioner()],
+        constant_methods={"metadata": document},
+    )
+    return edge.to_executorch().buffer
+
+
+def _method(path: Path, threads: int | None) -> Callable[[list], list]:
+    """``forward`` of the file, loaded from its path: the runtime then owns the file's bytes (a
+    program loaded from a Python ``bytes`` that is later freed reads freed memory)."""
+    if threads:
+        pybindings = require("executorch.extension.pybindings.portable_lib")
+        if pybindings._threadpool_get_thread_count() != threads:
+            pybindings._unsafe_reset_threadpool(threads)
+    runtime = require("executorch.runtime").Runtime.get()
+    program = runtime.load_program(str(path))
+    method = program.load_method(FORWARD)
+    return lambda inputs, _program=program: method.execute(inputs)
+
+
+def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The file in ExecuTorch's runtime (XNNPACK on CPU); NCHW float32 in and out."""
+    forward = _method(path, threads)
+
+    def call(lr_nchw: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(lr_nchw, dtype=np.float32))
+        return forward([x])[0].numpy()
+
+    return call
+
+
+def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
+    return runner(path)(lr_nchw)
+
+
+def timed_session(path: Path, threads: int, x: np.ndarray):
+    forward = _method(path, threads)
+    inputs = [torch.from_numpy(np.ascontiguousarray(x))]
+    return lambda: forward(inputs)
+
+
+def read_metadata(path: Path) -> dict:
+    return {k: str(v) for k, v in PTEFile.read(path).metadata().items()}
+
+
+def input_shape(path: Path) -> list[int]:
+    return PTEFile.read(path).input_shape()
+
+
+FORMAT = ExportFormat.from_module(
+    sys.modules[__name__],
+    extra="executorch",
+    export_modules=("executorch", "torchao"),
+    runtime_module="executorch",
+    options=("exit_at_lr",),
+    precisions=("fp32",),
+    check=check_executorch,
+)

@@ -1,0 +1,64 @@
+"""Graph checks of ExecuTorch ``.pte`` files, read back through ``export/pte_file.py``.
+
+The same questions as for the other formats (``export/checks.py``), answered from the XNNPACK
+delegate's own graph: grouped convs single, ReLU fused into the conv (XNNPACK's output clamp),
+depth-to-space once per stage, weights stored once, and everything of ``forward`` delegated to
+XNNPACK (an op left outside runs on ExecuTorch's slow portable kernels: the check lists it).
+
+ExecuTorch's XNNPACK schema has no depth-to-space node: a pixel shuffle lowers to reshape -> one
+rank-6 transpose -> reshape, and, because the delegate computes channels-last while the shuffle is
+written channels-first, a layout transpose on each side. The check counts the rank-6 transposes
+(the shuffles) and reports the layout ones.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+from export.checks import Expectation, GraphReport, _counted, _grouped_check, _unique_bytes, _weight_check
+from export.pte_file import XNNPACK, PTEFile
+
+_CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
+
+
+def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphReport:
+    pte = PTEFile.read(path)
+    nodes = pte.xnnpack_nodes()
+    report = GraphReport(dict(collections.Counter(kind.removeprefix("XNN") for kind, _ in nodes)))
+    convs = [body for kind, body in nodes if kind in _CONVS]
+    grouped = sum(1 for c in convs if c.get("groups", 1) > 1)
+    _grouped_check(report, grouped, report.ops.get("StaticSlice", 0), exp)
+    # a fused ReLU is the node's output clamp at 0 (flatc leaves the default 0 out of the JSON)
+    fused = collections.Counter(
+        node["xnode_union_type"].removeprefix("XNN")
+        for graph in pte.xnnpack_graphs
+        for node in graph["xnodes"]
+        if "output_min_max" in node and node["output_min_max"].get("output_min", 0) == 0
+    )
+    clamps = report.ops.get("Clamp", 0)
+    report.add(
+        "fused_activations",
+        clamps == 0,
+        f"ReLU fused as the output clamp of {_counted(fused)}; {clamps} separate clamp nodes",
+    )
+    transposes = [body for kind, body in nodes if kind == "XNNStaticTranspose"]
+    shuffles = sum(1 for t in transposes if t["num_dims"] == 6)
+    layout = sum(1 for t in transposes if t["num_dims"] == 4)
+    max_rank = max((t["num_dims"] for t in transposes), default=4)
+    report.add(
+        "pixel_shuffle",
+        shuffles == exp.upsample_stages and max_rank <= 6,
+        f"{shuffles} rank-6 transposes (XNNPACK's pixel shuffle) for {exp.upsample_stages} stage(s); "
+        f"{layout} channels-first/last layout transposes; {report.ops.get('StaticReshape', 0)} reshapes",
+    )
+    _weight_check(report, _unique_bytes(pte.weight_blobs()), exp, precision)
+    outside = collections.Counter(pte.kernel_calls())
+    others = [d for d in pte.delegate_ids() if d != XNNPACK]
+    report.add(
+        "xnnpack",
+        not outside and not others and bool(pte.xnnpack_graphs),
+        f"forward is {len(pte.xnnpack_graphs)} XNNPACK delegate(s); ops on portable kernels: "
+        f"{_counted(outside)}; other delegates: {', '.join(others) or 'none'}",
+    )
+    return report

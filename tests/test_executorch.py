@@ -1,0 +1,132 @@
+"""ExecuTorch ``.pte`` files: checks read back from the file, parity, metadata, and failures caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import OFFICIAL, deterministic_weights, requires_shared
+
+from export import executorch_format
+from export.checks import expectation
+from export.common import DeployHead
+from export.file_model import FileModel
+from export.formats import get_format
+from export.pipeline import export_all, export_file
+from export.pte_checks import check_executorch
+from export.pte_file import PTEFile
+from models import build_model
+
+pytest.importorskip("executorch", reason="the executorch extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_pte(tmp_path_factory):
+    model = deterministic_weights(build_model("pcarn-test"))
+    out = tmp_path_factory.mktemp("pte")
+    manifest = export_all(
+        model,
+        out,
+        formats=["executorch"],
+        scales=[2, 3, 4],
+        precisions=["fp32"],
+        input_size=(12, 16),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+    )
+    return model, out, manifest
+
+
+def test_every_head_is_delegated_checked_and_matches(tiny_pte):
+    _, out, manifest = tiny_pte
+    assert manifest["all_passed"], [(e["path"], e.get("reason"), e.get("checks")) for e in manifest["files"]]
+    assert [e["path"] for e in manifest["files"]] == [f"pcarn-test_x{s}_fp32.pte" for s in (2, 3, 4)]
+    x4 = manifest["files"][2]
+    assert x4["input_shape"] == [1, 3, 12, 16] and x4["output_shape"] == [1, 3, 48, 64]
+    assert "portable kernels: none" in x4["checks"]["xnnpack"]["detail"]
+    assert x4["checks"]["pixel_shuffle"]["detail"].startswith("2 rank-6 transposes")  # two x2 stages
+    assert x4["parity"]["max_abs"] <= 1e-4
+
+
+def test_metadata_and_shape_travel_inside_the_file(tiny_pte):
+    _, out, _ = tiny_pte
+    path = out / "pcarn-test_x3_fp32.pte"
+    meta = executorch_format.read_metadata(path)
+    assert meta["variant"] == "pcarn-test" and meta["scale"] == "3" and meta["input_layout"] == "NCHW"
+    assert executorch_format.input_shape(path) == [1, 3, 12, 16]
+    assert set(PTEFile.read(path).method_names()) == {"forward", "metadata"}
+
+
+def test_a_pte_upscales_photos_in_windows_like_pytorch(tiny_pte, tmp_path):
+    model, _, _ = tiny_pte
+    fmt = get_format("executorch")
+    path = export_file(model, fmt, 2, "fp32", tmp_path, input_size=(30, 32), provenance={"variant": "t"})
+    photo = np.random.default_rng(0).random((40, 70, 3), dtype=np.float32)  # 1 x 3 windows
+    sr = FileModel.open(path).upscale(photo, 2)
+    with torch.no_grad():
+        expected = DeployHead(model, 2)(torch.from_numpy(photo.transpose(2, 0, 1))[None])
+    assert sr.shape == (80, 140, 3)
+    assert np.abs(sr - expected[0].numpy().transpose(1, 2, 0)).max() <= 1e-4
+
+
+def test_a_program_left_to_portable_kernels_fails(tmp_path):
+    """Lowered without the XNNPACK partitioner, every op runs on the portable kernels: caught."""
+    from executorch.exir import to_edge
+
+    model = deterministic_weights(build_model("pcarn-test", scales=(2,)))
+    head = DeployHead(model, 2).eval()
+    program = torch.export.export(head, (torch.rand(1, 3, 12, 16),))
+    path = tmp_path / "portable.pte"
+    path.write_bytes(to_edge(program).to_executorch().buffer)
+    report = check_executorch(path, expectation(head), "fp32")
+    assert not report.passed
+    assert report.checks["xnnpack"]["passed"] is False
+    assert "aten::convolution" in report.checks["xnnpack"]["detail"]
+
+
+def test_a_missing_shuffle_stage_is_caught(tiny_pte):
+    model, out, _ = tiny_pte
+    exp = expectation(DeployHead(model, 2))
+    exp.upsample_stages = 2  # a file with one stage checked as if it needed two
+    report = check_executorch(out / "pcarn-test_x2_fp32.pte", exp, "fp32")
+    assert report.checks["pixel_shuffle"]["passed"] is False
+
+
+def test_exit_at_lr_files_pass(tmp_path):
+    model = deterministic_weights(build_model("pcarn-test", scales=(4,)))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["executorch"],
+        scales=[4],
+        precisions=["fp32"],
+        input_size=(12, 16),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+        exit_at_lr=True,
+    )
+    (entry,) = manifest["files"]
+    assert entry["passed"], (entry["checks"], entry["parity"])
+    assert executorch_format.read_metadata(tmp_path / entry["path"])["exit_at_lr"] == "true"
+
+
+@requires_shared
+def test_authors_pcarn_m_x4_pte_reproduces_the_golden_output(tmp_path, golden):
+    from toolkit.authors import load_authors_checkpoint
+
+    model, _ = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["executorch"],
+        scales=[4],
+        precisions=["fp32"],
+        input_size=(38, 50),
+        provenance={"variant": "pcarn-m", "path": "PCARN-M-L1.pth"},
+        progress=False,
+    )
+    assert manifest["all_passed"]
+    assert manifest["files"][0]["checks"]["grouped_convs"]["detail"].startswith("20 grouped convs (groups=4)")
+    x = golden["lr"].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+    sr = executorch_format.run(tmp_path / "pcarn-m_x4_fp32.pte", x)
+    assert np.abs(sr - golden["PCARN-M-L1_x4"]).max() <= 1e-4
