@@ -4,9 +4,9 @@ fp32 only for now. Tried for int8: PT2E with ExecuTorch's XNNPACKQuantizer plus 
 annotations of ``export/tflite_int8.py`` runs, but XNNPACK's int8 concatenate needs its inputs to
 share the output's range (the cascades' concats then quantize coarsely: PCARN-M x2 cost 0.118 dB
 against the 0.10 dB gate, x4 0.049 dB) and the lowered pixel shuffle stays float between converts.
-The file's metadata is a constant
-method ``metadata`` returning the JSON document as a uint8 tensor, so it travels inside the ``.pte``
-and an app reads it with the same runtime (``export/pte_file.py`` reads it without one).
+The file's metadata is a constant method ``metadata`` returning the JSON document as a uint8
+tensor, so it travels inside the ``.pte`` and an app reads it with the same runtime
+(``export/pte_file.py`` reads it without one).
 """
 
 from __future__ import annotations
