@@ -29,13 +29,10 @@ LAYOUT = "NCHW"
 
 def export(job: ExportJob, image_input: bool = False) -> Path:
     ct = require("coremltools")
-    sample = torch.rand(1, 3, *job.input_size)
-    head = job.head
     if job.precision == "int8":
-        head = quantized_head(job.head, job.input_size, job.calibration_inputs())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(head.eval(), sample)
+        traced = _traced(quantized_head(job.head, job.input_size, job.calibration_inputs()))
+    else:
+        traced = job.reuse(("coreml-trace",), lambda: _traced(job.head))
     shape = (1, 3, *job.input_size)
     if image_input:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]
@@ -58,6 +55,15 @@ def export(job: ExportJob, image_input: bool = False) -> Path:
     model.user_defined_metadata.update({k: str(v) for k, v in job.metadata.items()})
     model.save(str(job.path))
     return job.path
+
+
+def _traced(head: torch.nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript of the head, traced on a small input: the trace records sizes symbolically and the
+    converter is given the file's input shape, so tracing a 720p-sized head (and, with the default
+    ``check_trace``, running it twice more) is not needed; a fake-quantized int8 head took 36 s."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.trace(head.eval(), torch.rand(1, 3, 24, 32), check_trace=False)
 
 
 def platform_limit() -> str | None:

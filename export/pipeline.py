@@ -199,8 +199,11 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     entry["status"] = "ok"
     head = DeployHead(model, scale)
     rewritten = settings["options"].get("exit_at_lr") and "exit_at_lr" in fmt.options
+    started = time.perf_counter()
     with native_output_captured():
         graph = fmt.check(path, expectation(ExitAtLR(head) if rewritten else head), precision)
+    entry["check_seconds"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
     entry["ops"] = graph.ops
     entry["checks"] = graph.checks
     runnable, why_not = fmt.runnable()
@@ -211,7 +214,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     elif not runnable:
         parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
-        parity = runtime_parity(head, fmt.run, path, size, precision, model)
+        parity = runtime_parity(head, fmt.runner, path, size, precision, model, cache)
         if precision == "int8":  # judged by the picture's loss in dB, not by max abs error
             cost = quantization_cost(head, path, size, cache, settings["val"])
             parity.update(
@@ -221,6 +224,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
                 quantization=cost,
             )
     entry["parity"] = parity
+    entry["parity_seconds"] = round(time.perf_counter() - started, 2)
     entry["passed"] = graph.passed and parity["passed"]
     return entry
 

@@ -85,6 +85,10 @@ def test_metadata_in_native_slots(tiny_manifest):
         str(out / "pcarn-test_x4_fp32.mlpackage"), skip_model_load=True
     ).user_defined_metadata
     assert meta["scale"] == "4" and meta["toolkit_version"]
+    # traced small, converted at the file's size: the program's shapes are the file's
+    spec = ct.models.MLModel(str(out / "pcarn-test_x4_fp32.mlpackage"), skip_model_load=True).get_spec()
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 3, 12, 16]
+    assert list(spec.description.output[0].type.multiArrayType.shape) == [1, 3, 48, 64]
 
 
 def test_fp16_files_store_half_weights(tiny_manifest):
