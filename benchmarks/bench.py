@@ -152,6 +152,7 @@ def run_bench(
     precisions: list[str] = ("fp32",),
     tiles: list[int] = (),
     exit_at_lr: bool = False,
+    shuffle: str = "depth-to-space",
 ) -> dict:
     """Time every (model, scale, runtime, precision, thread count) case; PCARN variants in the files
     the exporter writes (int8 ones calibrated on a few photos: latency does not depend on the ranges).
@@ -159,7 +160,8 @@ def run_bench(
     megapixel, for planning tiled inference on a phone). Each thread count has its own ceiling; the
     claims read the 720p rows at the largest thread count. ``exit_at_lr`` times the PCARN files with
     the exit conv folded before the last depth-to-space (``export/exit_at_lr.py``); efficiency stays
-    the paper's MultAdds over latency and ceiling."""
+    the paper's MultAdds over latency and ceiling. ``shuffle="conv-transpose"`` times ONNX files with
+    one-hot ConvTranspose shuffles (``export/shuffle_forms.py``)."""
     thread_counts = [threads] if isinstance(threads, int) else sorted(set(threads))
     if not thread_counts or min(thread_counts) < 1:
         raise PcarnError(f"thread counts must be 1 or more, got {threads}")
@@ -179,6 +181,8 @@ def run_bench(
         )
     if exit_at_lr:
         cases = [{**c, "exit_at_lr": True} if c["model"] in variants else c for c in cases]
+    if shuffle != "depth-to-space":
+        cases = [{**c, "shuffle": shuffle} if c["model"] in variants else c for c in cases]
     server = CaseServer()
     try:
         results = [

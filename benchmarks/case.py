@@ -124,7 +124,7 @@ def run_case(spec: dict) -> dict:
             else:
                 raise Unavailable(f"unknown model {name!r}")
             target = Path(spec["file"]) if spec.get("file") else model
-            options = {"exit_at_lr": True} if spec.get("exit_at_lr") else None
+            options = {k: spec[k] for k in ("exit_at_lr", "shuffle") if spec.get(k)} or None
             run = prepare(
                 runtime,
                 target,

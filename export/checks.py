@@ -19,6 +19,7 @@ import torch
 
 from export.common import DeployHead
 from export.optional import require
+from export.shuffle_forms import is_one_hot_shuffle
 from export.tflite_file import TFLiteFile
 
 WEIGHT_SLACK = 1.05
@@ -146,21 +147,48 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
     inferred = shape_inference.infer_shapes(model)
     values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
     max_rank = max(len(v.type.tensor_type.shape.dim) for v in values)
+    one_hot, other_transposed = _one_hot_shuffles(model, nodes, attr)
     report.add(
         "pixel_shuffle",
-        len(d2s) == exp.upsample_stages and modes <= {"CRD"} and max_rank <= 4,
-        f"{len(d2s)} DepthToSpace (mode {', '.join(sorted(modes)) or '-'}) for {exp.upsample_stages} "
-        f"stage(s); max tensor rank {max_rank}",
+        len(d2s) + len(one_hot) == exp.upsample_stages
+        and modes <= {"CRD"}
+        and max_rank <= 4
+        and not other_transposed,
+        f"{len(d2s)} DepthToSpace (mode {', '.join(sorted(modes)) or '-'}) and {len(one_hot)} one-hot "
+        f"ConvTranspose shuffles for {exp.upsample_stages} stage(s); {other_transposed} other "
+        f"ConvTranspose; max tensor rank {max_rank}",
     )
     initializers = model.graph.initializer
     if precision == "int8":  # the quantized tensors; scales and zero points are quantization parameters
         quantized = {n.input[0] for n in nodes if n.op_type == "DequantizeLinear"}
         initializers = [i for i in initializers if i.name in quantized]
-    arrays = [numpy_helper.to_array(i) for i in initializers]
+    # the shuffles' one-hot weights are data movement, not model weights
+    arrays = [numpy_helper.to_array(i) for i in initializers if i.name not in one_hot]
     _weight_check(report, _unique_bytes(arrays), exp, precision)
     if precision == "int8":
         _onnx_int8_checks(report, nodes, model, exp)
     return report
+
+
+def _one_hot_shuffles(model, nodes: list, attr) -> tuple[set[str], int]:
+    """Names of the one-hot weights of ConvTransposes that are pixel shuffles
+    (``export/shuffle_forms.py``), and how many ConvTransposes are something else."""
+    from onnx import numpy_helper
+
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    through = {n.output[0]: n.input[0] for n in nodes if n.op_type in ("Cast", "DequantizeLinear")}
+    names, others = set(), 0
+    for n in (n for n in nodes if n.op_type == "ConvTranspose"):
+        name = through.get(n.input[1], n.input[1])
+        shape = arrays[name].shape if name in arrays else ()
+        kernel = attr(n, "kernel_shape") or list(shape[2:])
+        if name in arrays and is_one_hot_shuffle(
+            arrays[name], attr(n, "group") or 1, kernel, attr(n, "strides")
+        ):
+            names.add(name)
+        else:
+            others += 1
+    return names, others
 
 
 def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation) -> None:

