@@ -4,7 +4,13 @@ compared with PyTorch and timed, in one report folder."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 from benchmarks.bench import DEFAULT_CEILING, Ceiling, run_bench
 from benchmarks.report import plot, table
@@ -31,61 +37,32 @@ def deploy(
     out.mkdir(parents=True, exist_ok=True)
     summary = {"models": {}, "bench": None}
     files: list[Path] = []
-    for name in models:
-        try:
-            loaded = load_any(name, quiet=not progress)
-        except PcarnError as exc:
-            summary["models"][name] = {"all_passed": False, "files": 0, "note": f"not loaded: {exc}"}
+    settings = {
+        "scales": scales,
+        "precisions": list(precisions),
+        "input_size": input_size,
+        "progress": progress,
+        "calib": calib,
+    }
+    started = time.perf_counter()
+    exported = _export_models(models, out, settings)
+    summary["seconds"] = {"export": round(time.perf_counter() - started, 1)}
+    for name, result in exported.items():
+        if "error" in result:
+            summary["models"][name] = {
+                "all_passed": False,
+                "files": 0,
+                "note": f"not loaded: {result['error']}",
+            }
             continue
-        folder = Path(name).stem if Path(name).suffix else name
-        manifest = export_all(
-            loaded.model,
-            out / folder,
-            formats=list(FORMATS),
-            scales=scales,
-            precisions=list(precisions),
-            input_size=input_size,
-            provenance=loaded.provenance,
-            progress=progress,
-            calib=calib,
-        )
-        ran = [e for e in manifest["files"] if e.get("parity", {}).get("ran")]
-        summary["models"][name] = {
-            "all_passed": manifest["all_passed"],
-            "files": len(manifest["files"]),
-            "failed": [
-                f"{e['format']} x{e['scale']} {e['precision']}"
-                for e in manifest["files"]
-                if not e.get("passed")
-            ],
-            "worst_fp32_abs": max(
-                (e["parity"]["max_abs"] for e in ran if e["precision"] == "fp32"), default=None
-            ),
-            # Against PyTorch's output on a real photo, 8-bit, per precision: the worst file of each.
-            "vs_pytorch": {
-                precision: {
-                    "psnr_y": min(e["parity"]["psnr_y_8bit"] for e in rows),
-                    "lpips": max(
-                        (e["parity"]["lpips"] for e in rows if e["parity"]["lpips"] is not None), default=None
-                    ),
-                }
-                for precision in sorted({e["precision"] for e in ran})
-                if (rows := [e for e in ran if e["precision"] == precision])
-            },
-            # int8: the picture's loss against fp32 PyTorch on the validation photos (worst file)
-            "int8_cost_db": max(
-                (e["parity"]["quantization"]["cost_db"] for e in ran if "quantization" in e["parity"]),
-                default=None,
-            ),
-            "calibration": manifest.get("calibration"),
-            "note": loaded.note,
-            "folder": folder,
-        }
+        manifest, folder = result["manifest"], result["folder"]
+        summary["models"][name] = _model_summary(manifest, result["note"], folder)
         files += [
             out / folder / e["path"]
             for e in manifest["files"]
             if e["status"] == "ok" and FORMATS[e["format"]].runnable()[0]
         ]
+    started = time.perf_counter()
     bench = run_bench(
         variants=[],
         scales=scales,
@@ -99,6 +76,7 @@ def deploy(
         ceiling=ceiling,
     )
     summary["bench"] = bench
+    summary["seconds"]["bench"] = round(time.perf_counter() - started, 1)
     (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")
     plot(bench, out / "latency_vs_multadds.png")
     lines = ["# Deployment report", ""]
@@ -119,7 +97,17 @@ def deploy(
                 f"  - int8 quantization cost on the scikit-image photos (worst file): "
                 f"{m['int8_cost_db']:+.3f} dB PSNR-Y" + (f" ({note})" if note else "")
             )
+    spent = summary["seconds"]
     lines += [
+        "",
+        f"Time: exports, checks and parity {spent['export']:.0f} s (the models in parallel processes), "
+        f"timing {spent['bench']:.0f} s. Per model and format (export + checks + parity, s): "
+        + "; ".join(
+            f"{m.get('folder', name)}: " + ", ".join(f"{k} {v:.0f}" for k, v in m["seconds"].items())
+            for name, m in summary["models"].items()
+            if m.get("seconds")
+        )
+        + ".",
         "",
         "## Latency of the exported files",
         "",
@@ -133,6 +121,96 @@ def deploy(
     (out / "report.md").write_text("\n".join(lines))
     summary["all_passed"] = all(m["all_passed"] for m in summary["models"].values())
     return summary
+
+
+def _folder(name: str) -> str:
+    return Path(name).stem if Path(name).suffix else name
+
+
+def _export_one(name: str, out: Path, settings: dict, position: int, threads: int) -> dict:
+    """One model's ``pcarn export`` into ``out/<name>/`` (runs in its own process)."""
+    torch.set_num_threads(threads)
+    try:
+        loaded = load_any(name, quiet=not settings["progress"])
+    except PcarnError as exc:
+        return {"error": str(exc)}
+    folder = _folder(name)
+    manifest = export_all(
+        loaded.model,
+        out / folder,
+        formats=list(FORMATS),
+        scales=settings["scales"],
+        precisions=settings["precisions"],
+        input_size=settings["input_size"],
+        provenance=loaded.provenance,
+        progress=settings["progress"],
+        calib=settings["calib"],
+        bar_position=position,
+    )
+    return {"manifest": manifest, "note": loaded.note, "folder": folder}
+
+
+def _export_models(models: list[str], out: Path, settings: dict) -> dict[str, dict]:
+    """Each model exported in its own process, as many at once as there are cores: most of an
+    export is single-threaded converter work, so two models on two cores take little more than one.
+    The processes are spawned (a fork of a process that has run torch's thread pool can hang)."""
+    workers = max(1, min(len(models), os.cpu_count() or 1))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if workers == 1:
+        return {name: _export_one(name, out, settings, 0, threads) for name in models}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            name: pool.submit(_export_one, name, out, settings, index % workers, threads)
+            for index, name in enumerate(models)
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _model_summary(manifest: dict, note: str | None, folder: str) -> dict:
+    ran = [e for e in manifest["files"] if e.get("parity", {}).get("ran")]
+    return {
+        "all_passed": manifest["all_passed"],
+        "files": len(manifest["files"]),
+        "failed": [
+            f"{e['format']} x{e['scale']} {e['precision']}" for e in manifest["files"] if not e.get("passed")
+        ],
+        "worst_fp32_abs": max(
+            (e["parity"]["max_abs"] for e in ran if e["precision"] == "fp32"), default=None
+        ),
+        # Against PyTorch's output on a real photo, 8-bit, per precision: the worst file of each.
+        "vs_pytorch": {
+            precision: {
+                "psnr_y": min(e["parity"]["psnr_y_8bit"] for e in rows),
+                "lpips": max(
+                    (e["parity"]["lpips"] for e in rows if e["parity"]["lpips"] is not None), default=None
+                ),
+            }
+            for precision in sorted({e["precision"] for e in ran})
+            if (rows := [e for e in ran if e["precision"] == precision])
+        },
+        # int8: the picture's loss against fp32 PyTorch on the validation photos (worst file)
+        "int8_cost_db": max(
+            (e["parity"]["quantization"]["cost_db"] for e in ran if "quantization" in e["parity"]),
+            default=None,
+        ),
+        "calibration": manifest.get("calibration"),
+        "note": note,
+        "folder": folder,
+        # where the time went, per format (export, checks, parity), for the deploy report
+        "seconds": {
+            fmt: round(
+                sum(
+                    e.get(k, 0)
+                    for e in manifest["files"]
+                    if e["format"] == fmt
+                    for k in ("export_seconds", "check_seconds", "parity_seconds")
+                ),
+                1,
+            )
+            for fmt in dict.fromkeys(e["format"] for e in manifest["files"])
+        },
+    }
 
 
 def lpips_text(value: float | None) -> str:

@@ -105,6 +105,7 @@ def export_all(
     val: str | Path = "skimage",
     exit_at_lr: bool = False,
     shuffle: str = DEPTH_TO_SPACE,
+    bar_position: int = 0,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
@@ -149,7 +150,8 @@ def export_all(
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
     caches: dict[int, dict] = {}  # scale -> what that head's exporters share across precisions
-    bar = tqdm(jobs, desc="exporting", unit="file", disable=not progress)
+    label = f"exporting {(provenance or {}).get('variant', '')}".rstrip()
+    bar = tqdm(jobs, desc=label, unit="file", disable=not progress, position=bar_position)
     for fmt, scale, precision in bar:
         bar.set_postfix_str(f"{fmt.name} x{scale} {precision}")
         siblings = written.setdefault((scale, precision), {})

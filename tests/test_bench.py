@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.bench import Ceiling, claims, run_bench
 from benchmarks.peers import PEERS
@@ -108,12 +110,17 @@ def test_claims_from_rows():
     assert not table["pcarn efficiency on its best runtime (onnx, x4)"]["target_met"]
 
 
-def test_deploy_on_a_tiny_checkpoint(tmp_path):
+def test_deploy_on_two_tiny_checkpoints(tmp_path):
+    """Two models: exported in two processes at once, then checked, compared and timed together."""
     from benchmarks.deploy import deploy
 
-    save_checkpoint(build_model("pcarn-test", scales=(2,)), tmp_path / "tiny.safetensors")
+    names = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        names.append(str(tmp_path / f"tiny{seed}.safetensors"))
+        save_checkpoint(build_model("pcarn-test", scales=(2,)), Path(names[-1]))
     summary = deploy(
-        [str(tmp_path / "tiny.safetensors")],
+        names,
         tmp_path / "out",
         scales=[2],
         threads=1,
@@ -125,16 +132,19 @@ def test_deploy_on_a_tiny_checkpoint(tmp_path):
         precisions=["fp32", "fp16"],  # int8: tests/test_int8.py (its cost needs larger windows)
     )
     assert summary["all_passed"]
-    entry = summary["models"][str(tmp_path / "tiny.safetensors")]
-    assert entry["failed"] == [] and entry["files"] == 6 and 0 <= entry["worst_fp32_abs"] <= 1e-4
-    # What a user sees of the files' 8-bit outputs against PyTorch's on a real photo.
-    assert set(entry["vs_pytorch"]) == {"fp32", "fp16"}
-    assert entry["vs_pytorch"]["fp32"]["psnr_y"] >= 50 and entry["vs_pytorch"]["fp32"]["lpips"] < 1e-3
-    assert 0 <= entry["vs_pytorch"]["fp16"]["lpips"] < 0.01
+    for name in names:  # onnx, coreml, tflite in fp32 and fp16; executorch in fp32
+        entry = summary["models"][name]
+        assert entry["failed"] == [] and entry["files"] == 7 and 0 <= entry["worst_fp32_abs"] <= 1e-4
+        assert set(entry["seconds"]) == {"onnx", "coreml", "tflite", "executorch"}
+        # What a user sees of the files' 8-bit outputs against PyTorch's on a real photo.
+        assert set(entry["vs_pytorch"]) == {"fp32", "fp16"}
+        assert entry["vs_pytorch"]["fp32"]["psnr_y"] >= 50 and entry["vs_pytorch"]["fp32"]["lpips"] < 1e-3
+        assert 0 <= entry["vs_pytorch"]["fp16"]["lpips"] < 0.01
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "6 files" in report and "Latency of the exported files" in report
+    assert report.count("7 files") == 2 and "Latency of the exported files" in report
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite"}
+    assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite", "executorch"}
+    assert len(bench["rows"]) == 2 * 5  # every runnable file of both models timed
 
 
 def torch_case(**fields) -> dict:
