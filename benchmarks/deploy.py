@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -75,6 +76,9 @@ def deploy(
         progress=progress,
         ceiling=ceiling,
     )
+    for row in bench["rows"] + bench["unavailable"]:  # two models of one variant: tell them apart
+        if row.get("file"):
+            row["label"] = Path(row["file"]).parent.name
     summary["bench"] = bench
     summary["seconds"]["bench"] = round(time.perf_counter() - started, 1)
     (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")
@@ -135,10 +139,13 @@ def _export_one(name: str, out: Path, settings: dict, position: int, threads: in
     except PcarnError as exc:
         return {"error": str(exc)}
     folder = _folder(name)
+    # every other process takes the formats in reverse order, so the memory peaks of the processes
+    # (ONNX Runtime's int8 calibration holds ~12 GB for a PCARN-M x2 head) do not coincide
+    formats = list(FORMATS) if position % 2 == 0 else list(reversed(FORMATS))
     manifest = export_all(
         loaded.model,
         out / folder,
-        formats=list(FORMATS),
+        formats=formats,
         scales=settings["scales"],
         precisions=settings["precisions"],
         input_size=settings["input_size"],
@@ -159,12 +166,21 @@ def _export_models(models: list[str], out: Path, settings: dict) -> dict[str, di
     if workers == 1:
         return {name: _export_one(name, out, settings, 0, threads) for name in models}
     context = multiprocessing.get_context("spawn")
+    results, lost = {}, []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
             name: pool.submit(_export_one, name, out, settings, index % workers, threads)
             for index, name in enumerate(models)
         }
-        return {name: future.result() for name, future in futures.items()}
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except BrokenProcessPool:  # a worker killed (e.g. out of memory) takes the pool with it
+                lost.append(name)
+    for name in lost:  # nothing lost: those models again, one at a time, with every core
+        print(f"deploy: the export process of {name} died; exporting it again on its own", flush=True)
+        results[name] = _export_one(name, out, settings, 0, os.cpu_count() or 1)
+    return {name: results[name] for name in models}
 
 
 def _model_summary(manifest: dict, note: str | None, folder: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -27,6 +28,11 @@ def before_after_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _name(row: dict) -> str:
+    """A row's model as shown: its label (``pcarn deploy``: the model's folder) or its variant."""
+    return row.get("label") or row["model"]
+
+
 def table(report: dict) -> str:
     m = report["machine"]
     ceiling = m["ceiling_macs_per_s"]
@@ -40,21 +46,21 @@ def table(report: dict) -> str:
     ]
 
     def order(r: dict) -> tuple:
-        return (r["scale"], r["model"], r["runtime"], r.get("precision", ""), r["threads"], r["input_size"])
+        return (r["scale"], _name(r), r["runtime"], r.get("precision", ""), r["threads"], r["input_size"])
 
     for r in sorted(report["rows"], key=order):
         eff = f"{100 * r['efficiency']:4.0f}%" if r.get("efficiency") is not None else "   - "
         size = "x".join(str(v) for v in r["input_size"])
         per_mp = f"{r['ms_per_output_mp']:6.0f}" if "ms_per_output_mp" in r else "     -"
         lines.append(
-            f"{r['model']:10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r.get('precision', 'fp32'):5} "
+            f"{_name(r):10} {'x' + str(r['scale']):>5} {r['runtime']:9} {r.get('precision', 'fp32'):5} "
             f"{r['threads']:3} {size:>9} {r['median_s']:9.3f} "
             f"{r['min_s']:8.3f} {r['p90_s']:8.3f} {per_mp} {r['multadds'] / 1e9:7.1f} "
             f"{r['macs_per_s'] / 1e9:7.1f} {eff} {r['peak_rss_mb']:7.0f}"
         )
     for u in report["unavailable"]:
         lines.append(
-            f"{u['model']:10} {'x' + str(u.get('scale', '-')):>5} {u['runtime']:9} {u['status']}: "
+            f"{_name(u):10} {'x' + str(u.get('scale', '-')):>5} {u['runtime']:9} {u['status']}: "
             f"{u.get('reason', '')}"
         )
     lines.append("")
@@ -66,8 +72,26 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
+
+
+def _label_positions(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float, int]]:
+    """One label per (x, y) point, stacked downwards (a line each) where earlier labels sit close by
+    on the log-log axes, so none overlap."""
+    placed: list[tuple[float, float, int]] = []
+    out = []
+    for text, x, y in sorted(points, key=lambda p: (-p[2], p[1])):
+        lx, ly = math.log10(x), math.log10(y)
+        near = [line for px, py, line in placed if abs(px - lx) < 0.25 and abs(py - ly) < 0.12]
+        line = next(i for i in range(len(near) + 1) if i not in near)
+        placed.append((lx, ly, line))
+        out.append((text, x, y, line))
+    return out
+
+
 def plot(report: dict, path: Path) -> Path | None:
-    """Latency against MultAdds, one bubble per (model, scale, runtime), bubble area ~ parameters."""
+    """Latency against MultAdds: colour = runtime, marker = precision, area ~ parameters; one label
+    per model and scale, at its fastest point."""
     try:
         import matplotlib
 
@@ -75,30 +99,38 @@ def plot(report: dict, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(8.5, 6))
     top = report["machine"]["threads"]  # the 720p rows at all threads, as the claims read them
     rows = [r for r in report["rows"] if r["threads"] == top and not r.get("tile")]
     runtimes = sorted({r["runtime"] for r in rows})
     colors = dict(zip(runtimes, plt.cm.tab10.colors, strict=False))
+    fastest: dict[tuple[str, int], dict] = {}
     for r in rows:
+        precision = r.get("precision", "fp32")
         ax.scatter(
             r["multadds"] / 1e9,
             r["median_s"],
             s=max(20, r.get("params", 1e5) / 2e4),
-            alpha=0.55,
+            alpha=0.6,
             color=colors[r["runtime"]],
+            marker=MARKERS.get(precision, "D"),
             edgecolors="black",
             linewidths=0.5,
         )
-        ax.annotate(
-            f"{r['model']} x{r['scale']}",
-            (r["multadds"] / 1e9, r["median_s"]),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
+        key = (_name(r), r["scale"])
+        if key not in fastest or r["median_s"] < fastest[key]["median_s"]:
+            fastest[key] = r
+    points = [
+        (f"{name} x{scale}", r["multadds"] / 1e9, r["median_s"]) for (name, scale), r in fastest.items()
+    ]
+    for text, x, y, line in _label_positions(points):
+        ax.annotate(text, (x, y), fontsize=7, xytext=(5, -3 - 9 * line), textcoords="offset points")
     for rt, color in colors.items():
-        ax.scatter([], [], color=color, label=rt)
+        ax.scatter([], [], color=color, marker="o", label=rt)
+    for precision in sorted({r.get("precision", "fp32") for r in rows}):
+        ax.scatter(
+            [], [], color="white", edgecolors="black", marker=MARKERS.get(precision, "D"), label=precision
+        )
     ceiling = report["machine"]["ceiling_macs_per_s"]
     if ceiling:
         xs = [r["multadds"] / 1e9 for r in report["rows"]]
@@ -113,7 +145,7 @@ def plot(report: dict, path: Path) -> Path | None:
         f"Latency vs MultAdds on {report['machine']['cpu']} ({report['machine']['threads']} threads)",
         fontsize=9,
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

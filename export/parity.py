@@ -8,6 +8,7 @@ for fp32, equal to the float16 rounding for fp16) and its conv sequence with the
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -73,12 +74,16 @@ def runtime_parity(
     ``cache`` (one dict per head) so a head's other files reuse them."""
     cache = {} if cache is None else cache
     run = runner(path, None)
+    reference_model = None
     rows = {}
     for name, x in parity_inputs(size).items():
         key = ("parity-reference", name, size, head.scale)
         if key not in cache:
+            # channels-last: the same fp32 arithmetic, about 1.8x faster for PCARN-M on CPU
+            reference_model = reference_model or copy.deepcopy(model).to(memory_format=torch.channels_last)
             with torch.inference_mode():
-                cache[key] = model(torch.from_numpy(x), head.scale).numpy()
+                lr = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+                cache[key] = reference_model(lr, head.scale).contiguous().numpy()
         rows[name] = compare(cache[key], run(x))
     worst_abs = max(r["max_abs"] for r in rows.values())
     worst_psnr = min(r["psnr_db"] for r in rows.values())

@@ -9,6 +9,7 @@ is the quantization.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -28,11 +29,14 @@ class WindowedHead:
     """The fp32 PyTorch head, run window by window like a fixed-size file."""
 
     def __init__(self, head: DeployHead, window: tuple[int, int]) -> None:
-        self.head, self.window = head, window
+        # channels-last: the same fp32 arithmetic, about 1.8x faster for PCARN-M on CPU
+        self.head = copy.deepcopy(head).to(memory_format=torch.channels_last)
+        self.window = window
         self.overlap = math.ceil(receptive_radius(head.net, head.scale))
 
     def _run(self, lr_hwc: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1)))[None]
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.head(x)[0].permute(1, 2, 0).numpy()
 

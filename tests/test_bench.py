@@ -269,3 +269,14 @@ def test_bench_times_the_folded_exit_when_asked():
     (row,) = report["rows"]
     assert row["status"] == "ok" and row["exit_at_lr"] is True and row["median_s"] > 0
     assert not any(c.get("exit_at_lr") for c in report["ceilings"])
+
+
+def test_plot_labels_close_together_are_stacked_not_overlapping():
+    from benchmarks.report import _label_positions
+
+    placed = _label_positions(
+        [("a x2", 30.0, 0.50), ("b x2", 31.0, 0.52), ("c x4", 90.0, 1.2), ("d", 30.5, 0.51)]
+    )
+    lines = {text: line for text, _, _, line in placed}
+    assert sorted(lines[t] for t in ("a x2", "b x2", "d")) == [0, 1, 2]  # one line each
+    assert lines["c x4"] == 0  # alone in its corner
