@@ -129,22 +129,21 @@ def test_deploy_on_two_tiny_checkpoints(tmp_path):
         input_size=(16, 16),
         progress=False,
         ceiling=TINY_CEILING,
-        precisions=["fp32", "fp16"],  # int8: tests/test_int8.py (its cost needs larger windows)
+        precisions=["fp32"],  # fp16: tests/test_export.py; int8: tests/test_int8.py
     )
     assert summary["all_passed"]
-    for name in names:  # onnx, coreml, tflite in fp32 and fp16; executorch in fp32
+    for name in names:  # onnx, coreml, tflite, executorch
         entry = summary["models"][name]
-        assert entry["failed"] == [] and entry["files"] == 7 and 0 <= entry["worst_fp32_abs"] <= 1e-4
+        assert entry["failed"] == [] and entry["files"] == 4 and 0 <= entry["worst_fp32_abs"] <= 1e-4
         assert set(entry["seconds"]) == {"onnx", "coreml", "tflite", "executorch"}
         # What a user sees of the files' 8-bit outputs against PyTorch's on a real photo.
-        assert set(entry["vs_pytorch"]) == {"fp32", "fp16"}
         assert entry["vs_pytorch"]["fp32"]["psnr_y"] >= 50 and entry["vs_pytorch"]["fp32"]["lpips"] < 1e-3
-        assert 0 <= entry["vs_pytorch"]["fp16"]["lpips"] < 0.01
     report = (tmp_path / "out" / "report.md").read_text()
-    assert report.count("7 files") == 2 and "Latency of the exported files" in report
+    assert report.count("4 files") == 2 and "Latency of the exported files" in report
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert {r["runtime"] for r in bench["rows"]} == {"onnx", "tflite", "executorch"}
-    assert len(bench["rows"]) == 2 * 5  # every runnable file of both models timed
+    assert len(bench["rows"]) == 2 * 3  # every runnable file of both models timed
+    assert {r["label"] for r in bench["rows"]} == {"tiny0", "tiny1"}  # told apart by folder
 
 
 def torch_case(**fields) -> dict:
