@@ -45,21 +45,23 @@ def exit_weights(conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return folded, bias
 
 
-class ExitAtLR(nn.Module):
-    """A DeployHead with its exit conv folded before the last pixel shuffle; NCHW, equal outputs."""
+class StagedHead(nn.Module):
+    """A DeployHead run stage by stage so its graph can be rewritten: ``exit_r`` (when set) replaces
+    the exit conv before the last shuffle, and ``shuffle`` may be overridden; NCHW, equal outputs."""
 
-    def __init__(self, head: DeployHead) -> None:
+    def __init__(self, head: DeployHead, exit_at_lr: bool) -> None:
         super().__init__()
         self.head = head
         upsample = head.net.heads[f"x{head.scale}"]
         self.stages, self.factors = upsample.stages, upsample.factors
-        r = self.factors[-1]
-        weight, bias = exit_weights(head.net.exit, r)
-        self.exit_r = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=bias is not None)
-        with torch.no_grad():
-            self.exit_r.weight.copy_(weight)
-            if bias is not None:
-                self.exit_r.bias.copy_(bias)
+        self.exit_r = None
+        if exit_at_lr:
+            weight, bias = exit_weights(head.net.exit, self.factors[-1])
+            self.exit_r = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=bias is not None)
+            with torch.no_grad():
+                self.exit_r.weight.copy_(weight)
+                if bias is not None:
+                    self.exit_r.bias.copy_(bias)
 
     @property
     def net(self):  # what the graph checks read of a head
@@ -69,10 +71,20 @@ class ExitAtLR(nn.Module):
     def scale(self) -> int:
         return self.head.scale
 
+    def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(y, self.factors[index])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.head.net.trunk(x - self.head.input_mean)
         last = len(self.stages) - 1
-        for index, (conv, r) in enumerate(zip(self.stages, self.factors, strict=True)):
+        for index, conv in enumerate(self.stages):
             y = F.relu(conv(y))
-            y = F.pixel_shuffle(self.exit_r(y) if index == last else y, r)
-        return y
+            y = self.shuffle(index, self.exit_r(y) if index == last and self.exit_r is not None else y)
+        return y if self.exit_r is not None else self.head.net.exit(y)
+
+
+class ExitAtLR(StagedHead):
+    """A DeployHead with its exit conv folded before the last pixel shuffle; NCHW, equal outputs."""
+
+    def __init__(self, head: DeployHead) -> None:
+        super().__init__(head, exit_at_lr=True)

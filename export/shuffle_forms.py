@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from export.common import DeployHead
-from export.exit_at_lr import ExitAtLR
+from export.exit_at_lr import StagedHead
 
 DEPTH_TO_SPACE, CONV_TRANSPOSE = "depth-to-space", "conv-transpose"
 SHUFFLES = (DEPTH_TO_SPACE, CONV_TRANSPOSE)
@@ -60,16 +60,12 @@ class OneHotShuffle(nn.Module):
         return F.conv_transpose2d(x, self.weight, stride=self.r, groups=self.channels)
 
 
-class ConvTransposeShuffleHead(nn.Module):
+class ConvTransposeShuffleHead(StagedHead):
     """A DeployHead (optionally with the exit conv at LR, ``export/exit_at_lr.py``) whose pixel
     shuffles are one-hot ConvTransposes; NCHW, equal outputs."""
 
     def __init__(self, head: DeployHead, exit_at_lr: bool = False) -> None:
-        super().__init__()
-        self.head = head
-        upsample = head.net.heads[f"x{head.scale}"]
-        self.stages, self.factors = upsample.stages, upsample.factors
-        self.exit_r = ExitAtLR(head).exit_r if exit_at_lr else None
+        super().__init__(head, exit_at_lr)
         shuffled = [conv.out_channels for conv in self.stages]
         if self.exit_r is not None:
             shuffled[-1] = self.exit_r.out_channels
@@ -77,18 +73,5 @@ class ConvTransposeShuffleHead(nn.Module):
             OneHotShuffle(c // (r * r), r) for c, r in zip(shuffled, self.factors, strict=True)
         )
 
-    @property
-    def net(self):  # what the graph checks read of a head
-        return self.head.net
-
-    @property
-    def scale(self) -> int:
-        return self.head.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.head.net.trunk(x - self.head.input_mean)
-        last = len(self.stages) - 1
-        for index, (conv, shuffle) in enumerate(zip(self.stages, self.shuffles, strict=True)):
-            y = F.relu(conv(y))
-            y = shuffle(self.exit_r(y) if index == last and self.exit_r is not None else y)
-        return y if self.exit_r is not None else self.head.net.exit(y)
+    def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        return self.shuffles[index](y)
