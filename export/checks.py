@@ -94,7 +94,7 @@ class GraphReport:
         return all(c["passed"] is not False for c in self.checks.values())
 
 
-def _unique_bytes(arrays) -> int:
+def unique_bytes(arrays) -> int:
     seen: dict[str, int] = {}
     for array in arrays:
         data = np.ascontiguousarray(array).tobytes()
@@ -102,7 +102,7 @@ def _unique_bytes(arrays) -> int:
     return sum(seen.values())
 
 
-def _weight_check(report: GraphReport, unique: int, exp: Expectation, precision: str) -> None:
+def weight_check(report: GraphReport, unique: int, exp: Expectation, precision: str) -> None:
     limit = WEIGHT_SLACK * exp.weight_bytes(precision)
     report.add(
         "weight_sharing",
@@ -112,7 +112,7 @@ def _weight_check(report: GraphReport, unique: int, exp: Expectation, precision:
     )
 
 
-def _grouped_check(report: GraphReport, grouped: int, split_ops: int, exp: Expectation) -> None:
+def grouped_check(report: GraphReport, grouped: int, split_ops: int, exp: Expectation) -> None:
     ok = grouped == exp.grouped_convs and split_ops == 0
     report.add(
         "grouped_convs",
@@ -132,7 +132,7 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
     attr = lambda n, k: next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == k), None)  # noqa: E731
     grouped = sum(1 for n in nodes if n.op_type == "Conv" and (attr(n, "group") or 1) > 1)
     splits = sum(report.ops.get(op, 0) for op in ("Split", "Slice"))
-    _grouped_check(report, grouped, splits, exp)
+    grouped_check(report, grouped, splits, exp)
     report.add(
         "fused_activations",
         None,
@@ -164,7 +164,7 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
         initializers = [i for i in initializers if i.name in quantized]
     # the shuffles' one-hot weights are data movement, not model weights
     arrays = [numpy_helper.to_array(i) for i in initializers if i.name not in one_hot]
-    _weight_check(report, _unique_bytes(arrays), exp, precision)
+    weight_check(report, unique_bytes(arrays), exp, precision)
     if precision == "int8":
         _onnx_int8_checks(report, nodes, model, exp)
     return report
@@ -241,12 +241,12 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     report.add(
         "integer_graph",
         stays_float <= collections.Counter(declared) and round_trips == 0,
-        f"ops outside a QDQ unit: {_counted(stays_float)} (declared: the input mean Sub); "
+        f"ops outside a QDQ unit: {counted(stays_float)} (declared: the input mean Sub); "
         f"{round_trips} DequantizeLinear -> QuantizeLinear round trips",
     )
 
 
-def _counted(counter: collections.Counter) -> str:
+def counted(counter: collections.Counter) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
 
 
@@ -266,7 +266,7 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
         activation = op.builtinOptions.fusedActivationFunction
         fused += activation != schema.ActivationFunctionType.NONE
         unfused_conv += activation == schema.ActivationFunctionType.NONE
-    _grouped_check(report, grouped, report.ops.get("SPLIT", 0) + report.ops.get("SLICE", 0), exp)
+    grouped_check(report, grouped, report.ops.get("SPLIT", 0) + report.ops.get("SLICE", 0), exp)
     separate = report.ops.get("RELU", 0)
     report.add(
         "fused_activations",
@@ -286,7 +286,7 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
     if precision == "int8":
         _tflite_int8_checks(report, tflite, ops, exp)
         buffers = _tflite_integer_buffers(tflite)
-    _weight_check(report, _unique_bytes(buffers), exp, precision)
+    weight_check(report, unique_bytes(buffers), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
     report.add(
         "xnnpack",
@@ -334,7 +334,7 @@ def _tflite_int8_checks(report: GraphReport, tflite: TFLiteFile, ops: list, exp:
     report.add(
         "integer_graph",
         floating <= collections.Counter({"SUB": 1}) and report.ops.get("DEQUANTIZE", 0) == 0,
-        f"float ops: {_counted(floating)} (declared: the input mean SUB); "
+        f"float ops: {counted(floating)} (declared: the input mean SUB); "
         f"{report.ops.get('DEQUANTIZE', 0)} DEQUANTIZE; output {_tensor_type(sub, sub.outputs[0], schema)}",
     )
 
@@ -374,7 +374,7 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
         weight = weights.get(name, weights.get(name + "_quantized_data")).val
         in_channels = shapes.get(op.inputs["x"].arguments[0].name, [0, 0])[1] or weight.shape[1]
         grouped += weight.shape[1] < in_channels
-    _grouped_check(report, grouped, report.ops.get("split", 0) + report.ops.get("slice_by_index", 0), exp)
+    grouped_check(report, grouped, report.ops.get("split", 0) + report.ops.get("slice_by_index", 0), exp)
     report.add(
         "fused_activations",
         None,
@@ -392,7 +392,7 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     if precision == "int8":  # int8 weights and the biases; scales and zero points are parameters
         tensors = [m.val for name, m in weights.items() if not name.endswith(("_scale", "_zero_point"))]
         _coreml_int8_checks(report, operations, exp)
-    _weight_check(report, _unique_bytes(tensors), exp, precision)
+    weight_check(report, unique_bytes(tensors), exp, precision)
     return report
 
 

@@ -80,7 +80,8 @@ def runtime_parity(
         key = ("parity-reference", name, size, head.scale)
         if key not in cache:
             # channels-last: the same fp32 arithmetic, about 1.8x faster for PCARN-M on CPU
-            reference_model = reference_model or copy.deepcopy(model).to(memory_format=torch.channels_last)
+            if reference_model is None:
+                reference_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
             with torch.inference_mode():
                 lr = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
                 cache[key] = reference_model(lr, head.scale).contiguous().numpy()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from export.checks import Expectation, GraphReport, _counted, _grouped_check, _unique_bytes, _weight_check
+from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.pte_file import XNNPACK, PTEFile
 
 _CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
@@ -28,7 +28,7 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
     report = GraphReport(dict(collections.Counter(kind.removeprefix("XNN") for kind, _ in nodes)))
     convs = [body for kind, body in nodes if kind in _CONVS]
     grouped = sum(1 for c in convs if c.get("groups", 1) > 1)
-    _grouped_check(report, grouped, report.ops.get("StaticSlice", 0), exp)
+    grouped_check(report, grouped, report.ops.get("StaticSlice", 0), exp)
     # a fused ReLU is the node's output clamp at 0 (flatc leaves the default 0 out of the JSON)
     fused = collections.Counter(
         node["xnode_union_type"].removeprefix("XNN")
@@ -40,7 +40,7 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
     report.add(
         "fused_activations",
         clamps == 0,
-        f"ReLU fused as the output clamp of {_counted(fused)}; {clamps} separate clamp nodes",
+        f"ReLU fused as the output clamp of {counted(fused)}; {clamps} separate clamp nodes",
     )
     transposes = [body for kind, body in nodes if kind == "XNNStaticTranspose"]
     shuffles = sum(1 for t in transposes if t["num_dims"] == 6)
@@ -52,13 +52,13 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
         f"{shuffles} rank-6 transposes (XNNPACK's pixel shuffle) for {exp.upsample_stages} stage(s); "
         f"{layout} channels-first/last layout transposes; {report.ops.get('StaticReshape', 0)} reshapes",
     )
-    _weight_check(report, _unique_bytes(pte.weight_blobs()), exp, precision)
+    weight_check(report, unique_bytes(pte.weight_blobs()), exp, precision)
     outside = collections.Counter(pte.kernel_calls())
     others = [d for d in pte.delegate_ids() if d != XNNPACK]
     report.add(
         "xnnpack",
         not outside and not others and bool(pte.xnnpack_graphs),
         f"forward is {len(pte.xnnpack_graphs)} XNNPACK delegate(s); ops on portable kernels: "
-        f"{_counted(outside)}; other delegates: {', '.join(others) or 'none'}",
+        f"{counted(outside)}; other delegates: {', '.join(others) or 'none'}",
     )
     return report
