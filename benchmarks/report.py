@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 from pathlib import Path
 
 
@@ -12,7 +13,7 @@ def save_rows(path: str | Path, script: str, argv: list[str] | None, rows: list)
     """A standalone benchmark script's rows as JSON, with the command that made them."""
     import sys
 
-    command = f"python -m {script} " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = f"python -m {script} " + shlex.join(sys.argv[1:] if argv is None else argv)
     Path(path).write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[variant] = len(mine) / sum(1 / r["patches_per_s"] for r in mine)
     report = {
         "command": "python -m benchmarks.train_throughput "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": {
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

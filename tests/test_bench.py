@@ -279,3 +279,12 @@ def test_plot_labels_close_together_are_stacked_not_overlapping():
     lines = {text: line for text, _, _, line in placed}
     assert sorted(lines[t] for t in ("a x2", "b x2", "d")) == [0, 1, 2]  # one line each
     assert lines["c x4"] == 0  # alone in its corner
+
+
+def test_recorded_commands_can_be_pasted_back(tmp_path):
+    """An empty argument (``--peers ''``) survives into the committed command, quoted."""
+    from benchmarks.report import save_rows
+
+    save_rows(tmp_path / "rows.json", "benchmarks.rewrites", ["--variants", "pcarn", "--peers", ""], [])
+    command = json.loads((tmp_path / "rows.json").read_text())["command"]
+    assert command == "python -m benchmarks.rewrites --variants pcarn --peers ''"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from toolkit.training import TrainOptions, train
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "quiet")}
-    opts = TrainOptions(**options, progress=not args.quiet, command="pcarn " + " ".join(sys.argv[1:]))
+    opts = TrainOptions(**options, progress=not args.quiet, command="pcarn " + shlex.join(sys.argv[1:]))
     last = train(opts)
     print(f"finished: {last}")
     return 0
@@ -280,7 +281,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         exit_at_lr=args.exit_at_lr,
         shuffle=args.shuffle,
     )
-    command = "pcarn " + " ".join(sys.argv[1:])
+    command = "pcarn " + shlex.join(sys.argv[1:])
     if not _emit_json({**report, "command": command}, args.json):
         print(table(report))
     if args.report:
@@ -350,7 +351,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             )
     except (ValueError, KeyError) as exc:
         raise PcarnError(str(exc).strip("'")) from None
-    command = "pcarn " + " ".join(sys.argv[1:])
+    command = "pcarn " + shlex.join(sys.argv[1:])
     if not _emit_json({"command": command, "profiles": results}, args.json):
         print("\n\n".join(format_profile(r) for r in results))
     return 0
