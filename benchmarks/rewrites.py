@@ -62,9 +62,11 @@ def _executorch(module: nn.Module, size: tuple[int, int], threads: int):
     from export import executorch_format
 
     program = torch.export.export(module, (torch.rand(1, 3, *size),))
-    path = Path(tempfile.mkdtemp(prefix="pcarn-rewrite-")) / "head.pte"
+    folder = tempfile.TemporaryDirectory(prefix="pcarn-rewrite-")  # removed with the runner
+    path = Path(folder.name) / "head.pte"
     path.write_bytes(executorch_format.lowered(program, {}))
-    return executorch_format.runner(path, threads)
+    run = executorch_format.runner(path, threads)
+    return lambda x, _folder=folder: run(x)
 
 
 RUNNERS = {"onnx": _onnx, "tflite": _tflite, "executorch": _executorch}

@@ -10,6 +10,7 @@ by several convs (PCARN-M's tied units) is stored once.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -34,8 +35,10 @@ class PTEFile:
 
     @classmethod
     def read(cls, path: str | Path) -> PTEFile:
-        program = require("executorch.exir._serialize._program")
-        return cls(Path(path), program.deserialize_pte_binary(Path(path).read_bytes()))
+        """The file deserialized once per version of it: opening a file as a model or a bench case
+        asks for its metadata and its input shape, each of which would parse the whole program."""
+        stat = Path(path).stat()
+        return _read(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
     @property
     def program(self):
@@ -96,6 +99,12 @@ class PTEFile:
         if named is None:
             return []
         return [bytes(named.buffers[entry.buffer_index]) for entry in named.pte_data.values()]
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int, size: int) -> PTEFile:
+    program = require("executorch.exir._serialize._program")
+    return PTEFile(Path(path), program.deserialize_pte_binary(Path(path).read_bytes()))
 
 
 def _decode_xnngraph(blob: bytes) -> dict:
