@@ -114,3 +114,21 @@ def test_min_detail_redraws_flat_crops(tmp_path):
     picky_flat = sum(lr_detail(picky.sample(rng_b, 2)[0]) < 1 for _ in range(200))
     assert plain_flat > 60  # about a third of random crops land in the flat half
     assert picky_flat <= 2  # eight tries leave a flat crop with probability (1/3)^8
+
+
+def test_held_out_photos_are_never_trained_on_and_validate(tmp_path):
+    from toolkit.data import HELD_OUT, HELD_OUT_CROP
+    from toolkit.evaluate import validation_images
+
+    write_photos(tmp_path, 2, size=(64, 48))
+    rng = np.random.default_rng(1)
+    for name in HELD_OUT:
+        Image.fromarray(rng.integers(0, 255, (600, 700, 3), dtype=np.uint8)).save(tmp_path / name)
+    pairs = discover(tmp_path, (2,))
+    assert sorted(p.hr.name for p in pairs) == ["photo0.png", "photo1.png"]
+    images = validation_images(f"held-out:{tmp_path}")
+    assert len(images) == len(HELD_OUT)
+    assert all(im.shape == (HELD_OUT_CROP, HELD_OUT_CROP, 3) for im in images.values())
+    (tmp_path / HELD_OUT[0]).unlink()
+    with pytest.raises(PcarnError, match="held-out photo"):
+        validation_images(f"held-out:{tmp_path}")

@@ -271,3 +271,17 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metadata = read_metadata(out / "last.safetensors")
     assert metadata["training"]["world_size"] == 2 and metadata["training"]["steps"] == 4
+
+
+def test_amp_auto_follows_the_hardware(monkeypatch):
+    import torch
+
+    from toolkit import training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "native_bf16_cpu", lambda: True)
+    assert training.resolve_amp("auto", cpu) == "bf16"
+    monkeypatch.setattr(training, "native_bf16_cpu", lambda: False)
+    assert training.resolve_amp("auto", cpu) == "none"
+    assert training.resolve_amp("auto", torch.device("cuda")) == "bf16"
+    assert training.resolve_amp("fp16", cpu) == "fp16"

@@ -11,7 +11,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="pcarn-m", help="pcarn or pcarn-m (default)")
     parser.add_argument("--stage", default="l1", choices=["l1", "gan"])
     parser.add_argument("--data", required=True, help="folder of HR images, or a folder with DIV2K_train_HR/")
-    parser.add_argument("--val", help="folder of HR validation images, or 'skimage' for its five photos")
+    parser.add_argument(
+        "--val",
+        help="validation photos that pick the best checkpoint: a folder, 'skimage' (its five photos) or "
+        "'held-out:DIR' (the held-out photos of toolkit.data.HELD_OUT found in DIR, never trained on)",
+    )
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
     parser.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
@@ -41,7 +45,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="data loader processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "none", "bf16", "fp16"],
+        help="autocast: auto = bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, fp32 elsewhere",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")

@@ -24,6 +24,18 @@ from toolkit.atomic import atomic_path
 from toolkit.errors import PcarnError
 from toolkit.images import read_image
 
+# Photos of shared/data/debian-photos.sh that are never trained on: the validation set that picks
+# checkpoints (``--val held-out:PHOTOS/``), so the scikit-image photos stay a set we only report on.
+HELD_OUT = (
+    "lomiri-wallpapers-16.04--usr_share_backgrounds_Bridge_by_Sander_Klootwijk.jpg",
+    "lxqt-themes--usr_share_lxqt_wallpapers_Butterfly-Kenneth-Wimer.jpg",
+    "mate-backgrounds--usr_share_backgrounds_mate_nature_LadyBird.jpg",
+    "mate-backgrounds--usr_share_backgrounds_mate_nature_Wood.jpg",
+    "plasma-workspace-wallpapers--usr_share_wallpapers_FallenLeaf_contents_images_2560x1600.jpg",
+)
+HELD_OUT_LONG_SIDE = 1024  # shrunk like the training photos (--hr-max-side 1024) ...
+HELD_OUT_CROP = 512  # ... then centre-cropped, so validation stays seconds on a CPU
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -51,7 +63,10 @@ def discover(root: str | os.PathLike, scales: tuple[int, ...]) -> list[Pair]:
     root = Path(root)
     hr_dir = root / "DIV2K_train_HR"
     if not hr_dir.is_dir():
-        return [Pair(p, {}) for p in list_images(root)]
+        kept = [p for p in list_images(root) if p.name not in HELD_OUT]
+        if not kept:
+            raise PcarnError(f"{root} holds only held-out validation photos (toolkit.data.HELD_OUT)")
+        return [Pair(p, {}) for p in kept]
     lr_root = root / "DIV2K_train_LR_bicubic"
     pairs = []
     for hr in list_images(hr_dir):

@@ -9,7 +9,17 @@ from typing import Protocol
 import numpy as np
 
 from models import PCARN
-from toolkit.data import bicubic_downscale, bicubic_upscale, list_images, load_rgb8, mod_crop
+from toolkit.data import (
+    HELD_OUT,
+    HELD_OUT_CROP,
+    HELD_OUT_LONG_SIDE,
+    bicubic_downscale,
+    bicubic_upscale,
+    fit_long_side,
+    list_images,
+    load_rgb8,
+    mod_crop,
+)
 from toolkit.errors import PcarnError
 from toolkit.images import to_uint8
 from toolkit.inference import upscale_rgb
@@ -35,10 +45,33 @@ def skimage_validation() -> dict[str, np.ndarray]:
     return images
 
 
+def held_out_validation(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The held-out Debian photos (``toolkit.data.HELD_OUT``) found in ``folder``, shrunk and
+    centre-cropped the same way every time."""
+    found = {p.name: p for p in list_images(folder)}
+    missing = [name for name in HELD_OUT if name not in found]
+    if missing:
+        raise PcarnError(
+            f"held-out photo {missing[0]} not in {folder} (shared/data/debian-photos.sh makes it)"
+        )
+    images = {}
+    for name in HELD_OUT:
+        rgb = fit_long_side(load_rgb8(found[name]), HELD_OUT_LONG_SIDE)
+        h, w = rgb.shape[:2]
+        top, left = max(0, (h - HELD_OUT_CROP) // 2), max(0, (w - HELD_OUT_CROP) // 2)
+        images[Path(name).stem] = np.ascontiguousarray(
+            rgb[top : top + HELD_OUT_CROP, left : left + HELD_OUT_CROP]
+        )
+    return images
+
+
 def validation_images(spec: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``skimage`` (the five bundled photos) or a folder of HR images, as uint8 RGB by name."""
+    """``skimage`` (the five bundled photos), ``held-out:DIR`` (the held-out photos in DIR) or a
+    folder of HR images, as uint8 RGB by name."""
     if str(spec) == "skimage":
         return skimage_validation()
+    if str(spec).startswith("held-out:"):
+        return held_out_validation(str(spec).removeprefix("held-out:"))
     return {p.stem: load_rgb8(p) for p in list_images(spec)}
 
 

@@ -136,4 +136,4 @@ def perceptual_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> tor
     """Eq. 5: mean squared distance of the block-5 features of SR and HR."""
     with torch.no_grad():
         target = vgg(hr)
-    return F.mse_loss(vgg(sr), target)
+    return F.mse_loss(vgg(sr).float(), target.float())  # fp32 reduction under autocast
