@@ -13,6 +13,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from torch import nn
 
 from benchmarks.peers import PEERS
 from benchmarks.runtimes import Unavailable, prepare
+from export.options import OPTIONS
+from export.profiling import timed
 from models import PRESETS, build_model
 from models.multadds import multadds_for_lr_size
 
@@ -35,18 +38,6 @@ class ConvOnly(nn.Module):
 
     def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         return self.conv(x)
-
-
-def timed(run, warmup: int, repeats: int) -> list[float]:
-    """Seconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def timed_alternately(runs: dict[str, object], warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -88,6 +79,12 @@ def peak_rss_mb() -> float:
 
 
 def run_case(spec: dict) -> dict:
+    """One case's row; the files it times live in a temporary folder removed when it ends."""
+    with tempfile.TemporaryDirectory(prefix="pcarn-bench-") as workdir:
+        return _run_case(spec, Path(workdir))
+
+
+def _run_case(spec: dict, workdir: Path) -> dict:
     threads, warmup, repeats = spec["threads"], spec["warmup"], spec["repeats"]
     torch.set_num_threads(threads)
     name, runtime = spec["model"], spec["runtime"]
@@ -112,7 +109,7 @@ def run_case(spec: dict) -> dict:
                     with torch.inference_mode():
                         conv(x)
             else:
-                run = prepare(runtime, conv, 1, size, threads, in_channels=64)
+                run = prepare(runtime, conv, 1, size, threads, workdir=workdir, in_channels=64)
         else:
             scale = spec["scale"]
             size = tuple(spec["input_size"])
@@ -124,13 +121,14 @@ def run_case(spec: dict) -> dict:
             else:
                 raise Unavailable(f"unknown model {name!r}")
             target = Path(spec["file"]) if spec.get("file") else model
-            options = {k: spec[k] for k in ("exit_at_lr", "shuffle") if spec.get(k)} or None
+            options = {k: spec[k] for k in OPTIONS if k in spec} or None
             run = prepare(
                 runtime,
                 target,
                 scale,
                 size,
                 threads,
+                workdir=workdir,
                 precision=spec.get("precision", "fp32"),
                 options=options,
             )

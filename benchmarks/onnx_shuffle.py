@@ -15,9 +15,9 @@ import statistics
 
 import numpy as np
 
-from benchmarks.case import timed
 from benchmarks.report import save_rows
 from export.optional import require
+from export.profiling import timed
 
 
 def _graphs(channels: int, block: int, h: int, w: int) -> dict[str, bytes]:

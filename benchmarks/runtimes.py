@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from export.common import NHWC, DeployHead, native_output_captured
+from export.common import DeployHead, native_output_captured
 from export.formats import FORMATS
 from export.interface import ExportFormat
 from export.pipeline import export_file
@@ -97,34 +96,13 @@ def model_file(
             raise Unavailable(str(exc)) from None
     if precision != "fp32":
         raise Unavailable(f"models that do not ship are timed in fp32 only, not {precision}")
-    if fmt.name not in PLAIN:
-        raise Unavailable(f"models that do not ship are timed in {' and '.join(PLAIN)} only, not {fmt.name}")
+    if fmt.plain is None:
+        plain = " and ".join(f.name for f in FORMATS.values() if f.plain is not None)
+        raise Unavailable(f"models that do not ship are timed in {plain} only, not {fmt.name}")
     path = workdir / f"plain_x{scale}{fmt.suffix}"
     with native_output_captured(), contextlib.redirect_stderr(io.StringIO()):
-        PLAIN[fmt.name](AtScale(model, scale).eval(), path, (1, in_channels, *size))
+        fmt.plain(AtScale(model, scale).eval(), path, (1, in_channels, *size))
     return path
-
-
-def _plain_onnx(net: nn.Module, path: Path, shape: tuple[int, ...]) -> None:
-    torch.onnx.export(
-        net,
-        (torch.rand(*shape),),
-        str(path),
-        input_names=["lr"],
-        output_names=["sr"],
-        opset_version=17,
-        dynamo=False,
-    )
-
-
-def _plain_tflite(net: nn.Module, path: Path, shape: tuple[int, ...]) -> None:
-    import litert_torch
-
-    n, c, h, w = shape
-    litert_torch.convert(NHWC(net).eval(), (torch.rand(n, h, w, c),)).export(str(path))
-
-
-PLAIN = {"onnx": _plain_onnx, "tflite": _plain_tflite}
 
 
 def prepare(
@@ -134,11 +112,13 @@ def prepare(
     size: tuple[int, int],
     threads: int,
     *,
+    workdir: Path,
     in_channels: int = 3,
     precision: str = "fp32",
     options: dict | None = None,
 ) -> Callable[[], object]:
-    """A timed forward pass of ``model`` (or of an exported file) in ``runtime``."""
+    """A timed forward pass of ``model`` (or of an exported file) in ``runtime``; a file it writes
+    goes into ``workdir``, which the caller removes."""
     if runtime in TORCH_RUNTIMES:
         if precision != "fp32":
             raise Unavailable(f"{runtime} is timed in fp32; {precision} is timed in the exported files")
@@ -154,7 +134,6 @@ def prepare(
     if isinstance(model, Path):
         path = model
     else:
-        workdir = Path(tempfile.mkdtemp(prefix="pcarn-bench-"))
         path = model_file(
             model, fmt, scale, size, workdir, in_channels=in_channels, precision=precision, options=options
         )

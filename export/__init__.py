@@ -1,1 +1,2 @@
-"""Exporters to ONNX, Core ML and TFLite, graph checks and parity (see issue 4); empty until they land."""
+"""File formats (one package each: exporter, int8 path, graph checks, file reader, runner) and what
+they share: the interface and its table, the pipeline, parity and the head builders."""

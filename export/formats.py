@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export import coreml_format, executorch_format, onnx_format, tflite_format
+from export import coreml, executorch, onnx, tflite
 from export.interface import ExportFormat
 from toolkit.errors import PcarnError
 
 FORMATS: dict[str, ExportFormat] = {
-    f.name: f
-    for f in (onnx_format.FORMAT, coreml_format.FORMAT, tflite_format.FORMAT, executorch_format.FORMAT)
+    f.name: f for f in (onnx.FORMAT, coreml.FORMAT, tflite.FORMAT, executorch.FORMAT)
 }
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
 

@@ -75,8 +75,6 @@ class ExportFormat:
     options: tuple[str, ...]  # keyword options ``export`` accepts beyond the common ones
     # export(job, **options) -> job.path
     export: Callable[..., Path]
-    # run(path, lr_nchw) -> sr_nchw: one forward pass, NCHW float32 in and out, for parity
-    run: Callable[[Path, np.ndarray], np.ndarray]
     # runner(path, threads) -> (lr_nchw -> sr_nchw): the file loaded once and run as often as needed
     runner: Callable[[Path, int | None], Callable[[np.ndarray], np.ndarray]]
     # session(path, threads, input) -> zero-argument callable running one forward pass on ``input``
@@ -90,19 +88,24 @@ class ExportFormat:
     platform_limit: Callable[[], str | None] = _always
     # parity without running, where the format cannot run here: (head, path, precision, files) -> dict
     static_parity: Callable | None = None
+    # profile(path, threads, repeats, warmup) -> per-op times (export.profiling.summary); None: none
+    profile: Callable[..., dict] | None = None
+    # plain(net, path, nchw_shape): a plain fp32 conversion of any NCHW module (models that do not
+    # ship, timed beside ours); None: this format converts only PCARN heads
+    plain: Callable[[nn.Module, Path, tuple[int, ...]], None] | None = None
 
     @classmethod
     def from_module(cls, module: ModuleType, **fields) -> ExportFormat:
-        """Build a format from a module's conventional names (NAME, SUFFIX, LAYOUT, export, run,
-        runner, timed_session, read_metadata, input_shape and, where defined, platform_limit and
-        static_parity); ``fields`` give the rest."""
-        optional = {k: getattr(module, k) for k in ("platform_limit", "static_parity") if hasattr(module, k)}
+        """Build a format from a module's conventional names (NAME, SUFFIX, LAYOUT, export,
+        runner, timed_session, read_metadata, input_shape and, where defined, platform_limit,
+        static_parity, profile and plain); ``fields`` give the rest."""
+        names = ("platform_limit", "static_parity", "profile", "plain")
+        optional = {k: getattr(module, k) for k in names if hasattr(module, k)}
         return cls(
             name=module.NAME,
             suffix=module.SUFFIX,
             layout=module.LAYOUT,
             export=module.export,
-            run=module.run,
             runner=module.runner,
             session=module.timed_session,
             read_metadata=module.read_metadata,

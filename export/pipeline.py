@@ -21,9 +21,10 @@ from export.common import DeployHead, default_input_size, export_metadata, nativ
 from export.exit_at_lr import ExitAtLR
 from export.formats import PRECISIONS, get_format
 from export.interface import ExportFormat, ExportJob
+from export.options import refuse_unaccepted
 from export.parity import runtime_parity
 from export.quant_cost import quantization_cost
-from export.shuffle_forms import DEPTH_TO_SPACE, SHUFFLES
+from export.shuffle_forms import DEPTH_TO_SPACE
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError
@@ -53,8 +54,10 @@ def export_file(
     calib_samples: int = DEFAULT_SAMPLES,
 ) -> Path:
     """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
-    also use, so what they time is what ships. ``cache`` (one dict per head, kept by the caller)
-    lets a head's files share its trace and conversion across precisions."""
+    also use, so what they time is what ships. ``options`` (``export.options``) that ``fmt`` does not
+    take are refused. ``cache`` (one dict per head, kept by the caller) lets a head's files share
+    its trace and conversion across precisions."""
+    accepted = refuse_unaccepted([fmt], options or {})
     if precision not in fmt.precisions:
         raise PcarnError(f"{fmt.name} takes precisions {', '.join(fmt.precisions)}, not {precision!r}")
     ok, reason = fmt.available()
@@ -68,7 +71,6 @@ def export_file(
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
     if precision == "int8" and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
-    accepted = {k: v for k, v in (options or {}).items() if k in fmt.options}
     if accepted.get("exit_at_lr"):  # readers (Core ML's sequence parity) must know the graph differs
         metadata["exit_at_lr"] = "true"
     if accepted.get("shuffle", DEPTH_TO_SPACE) != DEPTH_TO_SPACE:
@@ -97,20 +99,19 @@ def export_all(
     precisions: list[str],
     input_size: tuple[int, int] | None = None,
     provenance: dict | None = None,
-    coreml_image_input: bool = False,
-    dynamic: bool = False,
+    options: dict | None = None,
     progress: bool = True,
     calib: str | Path | None = None,
     calib_samples: int = DEFAULT_SAMPLES,
     val: str | Path = "skimage",
-    exit_at_lr: bool = False,
-    shuffle: str = DEPTH_TO_SPACE,
     bar_position: int = 0,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
-    judged by their PSNR-Y cost on ``val`` (the scikit-image photos, or a folder)."""
+    judged by their PSNR-Y cost on ``val`` (the scikit-image photos, or a folder). ``options``
+    (``export.options``) must be taken by every format asked for."""
     chosen = [get_format(f) for f in formats]
+    options = refuse_unaccepted(chosen, options or {})
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
         raise PcarnError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
@@ -124,14 +125,6 @@ def export_all(
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
     out.mkdir(exist_ok=True)
-    if shuffle not in SHUFFLES:
-        raise PcarnError(f"unknown shuffle form {shuffle!r}; choose from {', '.join(SHUFFLES)}")
-    options = {
-        "image_input": coreml_image_input,
-        "dynamic": dynamic,
-        "exit_at_lr": exit_at_lr,
-        "shuffle": shuffle,
-    }
     jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
     calibration = None
     if any(p == "int8" for _, _, p in jobs):  # bad photos or counts fail here, before any export
@@ -211,7 +204,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     entry["bytes"] = _size(path)
     entry["status"] = "ok"
     head = DeployHead(model, scale)
-    rewritten = settings["options"].get("exit_at_lr") and "exit_at_lr" in fmt.options
+    rewritten = settings["options"].get("exit_at_lr")
     started = time.perf_counter()
     with native_output_captured():
         graph = fmt.check(path, expectation(ExitAtLR(head) if rewritten else head), precision)

@@ -7,14 +7,14 @@ import pytest
 import torch
 from conftest import OFFICIAL, deterministic_weights, requires_shared
 
-from export import executorch_format
 from export.checks import expectation
 from export.common import DeployHead
+from export.executorch import exporter as executorch_format
+from export.executorch.checks import check_executorch
+from export.executorch.file import PTEFile
 from export.file_model import FileModel
 from export.formats import get_format
 from export.pipeline import export_all, export_file
-from export.pte_checks import check_executorch
-from export.pte_file import PTEFile
 from models import build_model
 
 pytest.importorskip("executorch", reason="the executorch extra is not installed")
@@ -103,7 +103,7 @@ def test_exit_at_lr_files_pass(tmp_path):
         input_size=(12, 16),
         provenance={"variant": "pcarn-test", "path": "memory"},
         progress=False,
-        exit_at_lr=True,
+        options={"exit_at_lr": True},
     )
     (entry,) = manifest["files"]
     assert entry["passed"], (entry["checks"], entry["parity"])

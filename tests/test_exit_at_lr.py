@@ -15,7 +15,7 @@ from models import build_model
 
 def _difference(model, scale: int, size=(19, 27)) -> float:
     """Worst difference of either rewrite (NCHW for ONNX, native NHWC for TFLite) from the head."""
-    from export.tflite_d2s import NHWCNativeHead
+    from export.tflite.d2s import NHWCNativeHead
 
     head = DeployHead(model, scale).eval()
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(scale))
@@ -69,7 +69,7 @@ def test_files_with_the_rewrite_pass_their_checks(tmp_path):
         input_size=(12, 16),
         provenance={"variant": "pcarn-test", "path": "memory"},
         progress=False,
-        exit_at_lr=True,
+        options={"exit_at_lr": True},
     )
     assert manifest["all_passed"], [(e["path"], e["checks"], e["parity"]["rule"]) for e in manifest["files"]]
     graph = onnx.load(str(tmp_path / "pcarn-test_x4_fp32.onnx"))

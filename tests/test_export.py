@@ -10,8 +10,9 @@ import pytest
 import torch
 from conftest import OFFICIAL, deterministic_weights, requires_shared, run_cli
 
-from export import onnx_format, tflite_format
+from export.onnx import exporter as onnx_format
 from export.pipeline import export_all
+from export.tflite import exporter as tflite_format
 from models import build_model
 from toolkit.checkpoint import save_checkpoint
 from toolkit.errors import PcarnError
@@ -188,7 +189,7 @@ def test_dynamic_onnx_runs_at_several_sizes(tmp_path):
         precisions=["fp32"],
         input_size=(8, 8),
         provenance={"variant": "pcarn-test"},
-        dynamic=True,
+        options={"dynamic": True},
         progress=False,
     )
     for h, w in ((8, 8), (13, 21), (30, 17)):
@@ -218,6 +219,13 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         ),
         (["--scales", "3", "--model", "x2only.safetensors"], "scale 3 is not in this checkpoint"),
         (["--scales", "2", "--out", "missing/deeper/out"], "output folder's parent does not exist"),
+        (["--scales", "2", "--formats", "onnx,coreml", "--exit-at-lr"], "coreml does not take --exit-at-lr"),
+        (
+            ["--scales", "2", "--formats", "tflite", "--shuffle", "conv-transpose"],
+            "tflite does not take --shuffle",
+        ),
+        (["--scales", "2", "--formats", "executorch", "--dynamic"], "executorch does not take --dynamic"),
+        (["--scales", "2", "--formats", "onnx", "--image-input"], "onnx does not take --image-input"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
@@ -230,6 +238,30 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "exported").exists() or not any((tmp_path / "exported").iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "coreml", "tflite", "executorch"])
+def test_every_unaccepted_option_is_refused_before_any_file(tmp_path, fmt):
+    from export.formats import FORMATS
+    from export.options import OPTIONS
+
+    model = build_model("pcarn-test", scales=(2,))
+    refused = [o for o in OPTIONS.values() if o.name not in FORMATS[fmt].options]
+    assert refused, f"{fmt} takes every option"
+    for option in refused:
+        value = True if isinstance(option.default, bool) else option.choices[-1]
+        with pytest.raises(PcarnError, match=f"{fmt} does not take {option.flag}"):
+            export_all(
+                model,
+                tmp_path / "out",
+                formats=[fmt],
+                scales=[2],
+                precisions=["fp32"],
+                options={option.name: value},
+                progress=False,
+            )
+        assert not (tmp_path / "out").exists()
 
 
 def test_coreml_image_input_option(tmp_path):
@@ -244,7 +276,7 @@ def test_coreml_image_input_option(tmp_path):
         precisions=["fp32"],
         input_size=(8, 8),
         provenance={"variant": "pcarn-test"},
-        coreml_image_input=True,
+        options={"image_input": True},
         progress=False,
     )
     assert manifest["all_passed"]

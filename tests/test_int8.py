@@ -10,9 +10,11 @@ import torch
 from conftest import deterministic_weights, run_cli
 from PIL import Image
 
-from export.checks import check_onnx, check_tflite, expectation
+from export.checks import expectation
 from export.common import DeployHead
+from export.onnx.checks import check_onnx
 from export.pipeline import export_all
+from export.tflite.checks import check_tflite
 from models import build_model
 from toolkit.calibration import calibration_set
 from toolkit.errors import PcarnError
@@ -82,7 +84,7 @@ def test_int8_parity_is_the_quality_cost_on_the_validation_photos(int8_run, fmt)
 
 def test_coreml_int8_is_checked_structurally(int8_run, tiny_model):
     """Core ML cannot run here: its int8 program is judged by its ops and its weights."""
-    from export.parity import coreml_static_parity
+    from export.coreml.parity import coreml_static_parity
 
     out, files, _ = int8_run
     entry = files[("coreml", "int8")]

@@ -7,10 +7,10 @@ import pytest
 from benchmarks.op_profile import format_profile, profile
 from benchmarks.runtimes import model_file
 from export.formats import FORMATS
-from export.tflite_file import TFLiteFile
+from export.tflite.file import TFLiteFile
 from models.multadds import multadds_for_lr_size
 from models.pcarn import build_model as build
-from toolkit.cli import main
+from pcarn.cli.main import main
 
 SIZE = (12, 20)
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from conftest import OFFICIAL, deterministic_weights, requires_shared
 
-from export.checks import check_onnx, expectation
+from export.checks import expectation
 from export.common import DeployHead
 from export.exit_at_lr import ExitAtLR
+from export.onnx.checks import check_onnx
 from export.pipeline import export_all
 from export.shuffle_forms import ConvTransposeShuffleHead, is_one_hot_shuffle, one_hot_weight
 from models import build_model
@@ -61,8 +62,7 @@ def conv_transpose_files(tmp_path_factory):
         input_size=(24, 32),  # int8 parity runs photos in windows with 11 px of context
         provenance={"variant": "pcarn-test", "path": "memory"},
         progress=False,
-        exit_at_lr=True,
-        shuffle="conv-transpose",
+        options={"exit_at_lr": True, "shuffle": "conv-transpose"},
     )
     return model, out, manifest
 

@@ -8,7 +8,6 @@ can run them; the Cast is folded when the session loads.
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.checks import check_onnx
 from export.exit_at_lr import ExitAtLR
-from export.interface import ExportFormat, ExportJob
-from export.onnx_int8 import quantize_onnx
+from export.interface import ExportJob
+from export.onnx.int8 import quantize_onnx
 from export.optional import require
 from export.shuffle_forms import CONV_TRANSPOSE, DEPTH_TO_SPACE, SHUFFLES, ConvTransposeShuffleHead
 from toolkit.errors import PcarnError
@@ -85,6 +83,19 @@ def simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic:
     return (simplified if ok else model).SerializeToString()
 
 
+def plain(net: torch.nn.Module, path: Path, shape: tuple[int, ...]) -> None:
+    """Any NCHW module as a plain fp32 ONNX file (no simplification): models timed beside ours."""
+    torch.onnx.export(
+        net,
+        (torch.rand(*shape),),
+        str(path),
+        input_names=["lr"],
+        output_names=["sr"],
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
 def _float16_weights(model):
     """Store every float32 initializer as float16 and cast it back at load time."""
     onnx = require("onnx")
@@ -146,14 +157,3 @@ def read_metadata(path: Path) -> dict:
 
 def input_shape(path: Path) -> list[int]:
     return [d.dim_value for d in _graph(path).graph.input[0].type.tensor_type.shape.dim]
-
-
-FORMAT = ExportFormat.from_module(
-    sys.modules[__name__],
-    extra="onnx",
-    export_modules=("onnx", "onnxsim"),
-    runtime_module="onnxruntime",
-    options=("dynamic", "exit_at_lr", "shuffle"),
-    precisions=("fp32", "fp16", "int8"),
-    check=check_onnx,
-)

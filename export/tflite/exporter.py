@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.checks import check_tflite
-from export.interface import ExportFormat, ExportJob
+from export.common import NHWC
+from export.interface import ExportJob
 from export.optional import require
-from export.tflite_d2s import NHWCNativeHead
-from export.tflite_file import TFLiteFile
-from export.tflite_int8 import quantize_tflite
+from export.tflite.d2s import NHWCNativeHead
+from export.tflite.file import TFLiteFile
+from export.tflite.int8 import quantize_tflite
 
 NAME = "tflite"
 SUFFIX = ".tflite"
@@ -56,6 +55,13 @@ def converted_fp32(head: NHWCNativeHead, input_size: tuple[int, int]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         edge.export(str(Path(tmp) / "fp32.tflite"))
         return (Path(tmp) / "fp32.tflite").read_bytes()
+
+
+def plain(net: torch.nn.Module, path: Path, shape: tuple[int, ...]) -> None:
+    """Any NCHW module as a plain fp32 NHWC ``.tflite`` file: models timed beside ours."""
+    litert_torch = require("litert_torch")
+    n, c, h, w = shape
+    litert_torch.convert(NHWC(net).eval(), (torch.rand(n, h, w, c),)).export(str(path))
 
 
 def _float16_weights(src: Path, dst: Path) -> bytes:
@@ -133,14 +139,3 @@ def timed_session(path: Path, threads: int, x: np.ndarray):
 def input_shape(path: Path) -> list[int]:
     tensor = TFLiteFile.read(Path(path))
     return [int(d) for d in tensor.subgraph.tensors[tensor.subgraph.inputs[0]].shape]
-
-
-FORMAT = ExportFormat.from_module(
-    sys.modules[__name__],
-    extra="tflite",
-    export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
-    runtime_module="ai_edge_litert",
-    options=("exit_at_lr",),
-    precisions=("fp32", "fp16", "int8"),
-    check=check_tflite,
-)

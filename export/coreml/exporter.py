@@ -7,7 +7,6 @@ over from a ``CVPixelBuffer``. Core ML cannot run on Linux; there, parity checks
 from __future__ import annotations
 
 import platform
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.checks import check_coreml
 from export.common import DeployHead
-from export.coreml_int8 import quantized_head
-from export.interface import ExportFormat, ExportJob
+from export.coreml.int8 import quantized_head
+from export.coreml.parity import coreml_static_parity
+from export.interface import ExportJob
 from export.optional import require
-from export.parity import coreml_static_parity
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
@@ -108,14 +106,3 @@ def input_shape(path: Path) -> list[int]:
 def static_parity(head: DeployHead, path: Path, precision: str, siblings: dict[str, Path]) -> dict:
     """Off macOS: weights against PyTorch and the conv sequence against the ONNX file of this head."""
     return coreml_static_parity(head, path, precision, siblings.get("onnx"))
-
-
-FORMAT = ExportFormat.from_module(
-    sys.modules[__name__],
-    extra="coreml",
-    export_modules=("coremltools",),
-    runtime_module="coremltools",
-    options=("image_input",),
-    precisions=("fp32", "fp16", "int8"),
-    check=check_coreml,
-)

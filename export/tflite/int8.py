@@ -12,7 +12,7 @@ additions this network needs:
   and DEPTH_TO_SPACE runs on int8.
 
 The float input is quantized inside the graph; the output is int8 with its scale and zero point
-(``export.tflite_format.runner`` dequantizes it).
+(``export.tflite.exporter.runner`` dequantizes it).
 """
 
 from __future__ import annotations

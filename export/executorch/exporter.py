@@ -6,24 +6,22 @@ share the output's range (the cascades' concats then quantize coarsely: PCARN-M 
 against the 0.10 dB gate, x4 0.049 dB) and the lowered pixel shuffle stays float between converts.
 The file's metadata is a constant method ``metadata`` returning the JSON document as a uint8
 tensor, so it travels inside the ``.pte`` and an app reads it with the same runtime
-(``export/pte_file.py`` reads it without one).
+(``export/executorch/file.py`` reads it without one).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from export.executorch.file import FORWARD, PTEFile
 from export.exit_at_lr import ExitAtLR
-from export.interface import ExportFormat, ExportJob
+from export.interface import ExportJob
 from export.optional import require
-from export.pte_checks import check_executorch
-from export.pte_file import FORWARD, PTEFile
 
 NAME = "executorch"
 SUFFIX = ".pte"
@@ -92,14 +90,3 @@ def read_metadata(path: Path) -> dict:
 
 def input_shape(path: Path) -> list[int]:
     return PTEFile.read(path).input_shape()
-
-
-FORMAT = ExportFormat.from_module(
-    sys.modules[__name__],
-    extra="executorch",
-    export_modules=("executorch", "torchao"),
-    runtime_module="executorch",
-    options=("exit_at_lr",),
-    precisions=("fp32",),
-    check=check_executorch,
-)

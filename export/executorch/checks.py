@@ -1,4 +1,4 @@
-"""Graph checks of ExecuTorch ``.pte`` files, read back through ``export/pte_file.py``.
+"""Graph checks of ExecuTorch ``.pte`` files, read back through ``export/executorch/file.py``.
 
 The same questions as for the other formats (``export/checks.py``), answered from the XNNPACK
 delegate's own graph: grouped convs single, ReLU fused into the conv (XNNPACK's output clamp),
@@ -17,7 +17,7 @@ import collections
 from pathlib import Path
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
-from export.pte_file import XNNPACK, PTEFile
+from export.executorch.file import XNNPACK, PTEFile
 
 _CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
 

@@ -1,0 +1,101 @@
+"""The export options beyond format, scale and precision, declared once.
+
+Each option names its flag, default and help; which formats accept it is each format's own
+``ExportFormat.options``. The CLI builds its flags from this table, and ``refuse_unaccepted`` turns an
+option a requested format does not take into one error before any file is written, so no file is
+ever written silently without what was asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from export.shuffle_forms import DEPTH_TO_SPACE, SHUFFLES
+from toolkit.errors import PcarnError
+
+
+@dataclass(frozen=True)
+class ExportOption:
+    name: str  # keyword of ``ExportFormat.export``
+    flag: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    aliases: tuple[str, ...] = ()  # earlier spellings of the flag, still accepted
+
+
+OPTIONS: dict[str, ExportOption] = {
+    o.name: o
+    for o in (
+        ExportOption("dynamic", "--dynamic", False, "dynamic height and width"),
+        ExportOption(
+            "exit_at_lr",
+            "--exit-at-lr",
+            False,
+            "the exit conv folded before the last depth-to-space (exact, fewer channels shuffled)",
+        ),
+        ExportOption(
+            "shuffle",
+            "--shuffle",
+            DEPTH_TO_SPACE,
+            "pixel shuffle form: depth-to-space (what mobile execution providers map) or a one-hot "
+            "grouped conv-transpose (exact; faster on ONNX Runtime's CPU provider)",
+            SHUFFLES,
+        ),
+        ExportOption(
+            "image_input",
+            "--image-input",
+            False,
+            "RGB image input scaled 1/255",
+            None,
+            ("--coreml-image-input",),
+        ),
+    )
+}
+
+
+def add_option_flags(parser: argparse.ArgumentParser, accepted_by: dict[str, list[str]]) -> None:
+    """One flag per option; ``accepted_by`` (option -> format names) goes into its help."""
+    for option in OPTIONS.values():
+        formats = ", ".join(accepted_by.get(option.name, [])) or "none"
+        help_text = f"{option.help} (formats: {formats})"
+        if isinstance(option.default, bool):
+            parser.add_argument(
+                option.flag, *option.aliases, dest=option.name, action="store_true", help=help_text
+            )
+        else:
+            parser.add_argument(
+                option.flag,
+                *option.aliases,
+                dest=option.name,
+                default=option.default,
+                choices=option.choices,
+                help=help_text,
+            )
+
+
+def chosen(values: dict[str, Any]) -> dict[str, Any]:
+    """The options set away from their defaults (unknown names refused)."""
+    unknown = [k for k in values if k not in OPTIONS]
+    if unknown:
+        raise PcarnError(f"unknown export option {unknown[0]!r}; choose from {', '.join(OPTIONS)}")
+    for name, value in values.items():
+        choices = OPTIONS[name].choices
+        if choices and value not in choices:
+            raise PcarnError(f"{OPTIONS[name].flag} {value!r}: choose from {', '.join(choices)}")
+    return {k: v for k, v in values.items() if v != OPTIONS[k].default}
+
+
+def refuse_unaccepted(formats: Iterable, values: dict[str, Any]) -> dict[str, Any]:
+    """The options set, or one error naming the first requested format that does not take one."""
+    options = chosen(values)
+    for fmt in formats:
+        for name in options:
+            if name not in fmt.options:
+                raise PcarnError(
+                    f"{fmt.name} does not take {OPTIONS[name].flag}; leave it out or pick formats that do"
+                )
+    return options
