@@ -28,14 +28,13 @@ from benchmarks.peers import PAPER_X4, PEERS
 from benchmarks.runtimes import RUNTIMES
 from export.common import default_input_size
 from export.formats import FORMATS, PRECISIONS, format_of
+from export.options import chosen
 from models import PRESETS
 from models.multadds import HD_720P
 from toolkit.errors import PcarnError, check_names
+from toolkit.targets import targets
 
 DEFAULT_RUNTIMES = RUNTIMES
-MULTADDS_RATIO_TARGET = 1.8
-EFFICIENCY_TARGETS = {"pcarn": 0.8, "pcarn-m": 0.5}
-INT8_TARGETS = {"tflite": 2.0}  # int8 over fp32, same run; other runtimes: faster at all
 
 
 def cpu_name() -> str:
@@ -104,20 +103,15 @@ def _run_case(spec: dict, timeout: float = 1800, server: CaseServer | None = Non
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name, module in (
-        ("torch", "torch"),
-        ("onnxruntime", "onnxruntime"),
-        ("ai_edge_litert", "ai_edge_litert"),
-        ("coremltools", "coremltools"),
-        ("executorch", "executorch"),
-    ):
-        try:
-            from importlib.metadata import version
+    """Python's, torch's and each format's runtime's version (None where not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-            out[name] = version(module.replace("_", "-"))
-        except Exception:
-            out[name] = None
+    out = {"python": platform.python_version()}
+    for module in dict.fromkeys(("torch", *(f.runtime_module for f in FORMATS.values()))):
+        try:
+            out[module] = version(module.replace("_", "-"))
+        except PackageNotFoundError:
+            out[module] = None
     return out
 
 
@@ -136,6 +130,12 @@ class Ceiling:
 DEFAULT_CEILING = Ceiling()
 
 
+def _with_options(case: dict, options: dict) -> dict:
+    """The options the case's format takes, as keys of the case (and so of its row)."""
+    fmt = FORMATS.get(case["runtime"])
+    return {**case, **{k: v for k, v in options.items() if fmt is not None and k in fmt.options}}
+
+
 def run_bench(
     *,
     variants: list[str],
@@ -151,17 +151,16 @@ def run_bench(
     ceiling: Ceiling = DEFAULT_CEILING,
     precisions: list[str] = ("fp32",),
     tiles: list[int] = (),
-    exit_at_lr: bool = False,
-    shuffle: str = "depth-to-space",
+    options: dict | None = None,
 ) -> dict:
     """Time every (model, scale, runtime, precision, thread count) case; PCARN variants in the files
     the exporter writes (int8 ones calibrated on a few photos: latency does not depend on the ranges).
     ``tiles`` adds square LR inputs of those sizes for the PCARN variants (latency per output
     megapixel, for planning tiled inference on a phone). Each thread count has its own ceiling; the
-    claims read the 720p rows at the largest thread count. ``exit_at_lr`` times the PCARN files with
-    the exit conv folded before the last depth-to-space (``export/exit_at_lr.py``); efficiency stays
-    the paper's MultAdds over latency and ceiling. ``shuffle="conv-transpose"`` times ONNX files with
-    one-hot ConvTranspose shuffles (``export/shuffle_forms.py``)."""
+    claims read the 720p rows at the largest thread count. ``options`` (``export.options``, e.g. the
+    exit conv folded before the last depth-to-space) shape the PCARN files of the formats that take
+    them, and each such row records them; efficiency stays the paper's MultAdds over latency and
+    ceiling."""
     thread_counts = [threads] if isinstance(threads, int) else sorted(set(threads))
     if not thread_counts or min(thread_counts) < 1:
         raise PcarnError(f"thread counts must be 1 or more, got {threads}")
@@ -179,10 +178,8 @@ def run_bench(
         cases += _cases(
             variants, peers, scales, runnable, precisions, files, input_size, tiles, ceiling, base
         )
-    if exit_at_lr:
-        cases = [{**c, "exit_at_lr": True} if c["model"] in variants else c for c in cases]
-    if shuffle != "depth-to-space":
-        cases = [{**c, "shuffle": shuffle} if c["model"] in variants else c for c in cases]
+    chosen_options = chosen(options or {})
+    cases = [_with_options(c, chosen_options) if c["model"] in variants else c for c in cases]
     server = CaseServer()
     try:
         results = [
@@ -345,7 +342,7 @@ def int8_claims(rows: list[dict], scale: int = 4) -> list[dict]:
         if not (fp32 and int8):
             continue
         speedup = fp32["median_s"] / int8["median_s"]
-        target = INT8_TARGETS.get(runtime, 1.0)
+        target = targets("bench")["int8_speedup"].get(runtime, 1.0)  # elsewhere: faster at all
         out.append(
             {
                 "claim": f"{model} int8 faster than fp32 on {runtime} (x{scale})",
@@ -376,8 +373,8 @@ def claims(rows: list[dict], scale: int = 4) -> list[dict]:
                         "paper": f"MultAdds ratio {ratio:.2f}x",
                         "ours": f"{speedup:.2f}x",
                         "holds": speedup > 1.0,
-                        "target": f">= {MULTADDS_RATIO_TARGET}x",
-                        "target_met": speedup >= MULTADDS_RATIO_TARGET,
+                        "target": f">= {targets('bench')['multadds_ratio']}x",
+                        "target_met": speedup >= targets("bench")["multadds_ratio"],
                     }
                 )
         for model, row in (("pcarn", pc), ("pcarn-m", pm)):
@@ -389,8 +386,8 @@ def claims(rows: list[dict], scale: int = 4) -> list[dict]:
                         "paper": "-",
                         "ours": f"{100 * eff:.0f}% of ceiling",
                         "holds": None,
-                        "target": f">= {100 * EFFICIENCY_TARGETS[model]:.0f}%",
-                        "target_met": eff >= EFFICIENCY_TARGETS[model],
+                        "target": f">= {100 * targets('bench')['efficiency'][model]:.0f}%",
+                        "target_met": eff >= targets("bench")["efficiency"][model],
                     }
                 )
     sr = _best(rows, "srresnet", scale)

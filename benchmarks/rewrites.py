@@ -1,13 +1,17 @@
-"""Before/after of the exporter's graph rewrites, in the runtimes they are for, in one run.
+"""Before/after of a graph change, in the runtimes it is for, in one run: the one tool for them all.
 
-``--rewrite exit-at-lr`` (``export/exit_at_lr.py``): before, the deploy head as ``pcarn export`` writes
-it; after, the exit conv folded before the last depth-to-space (ONNX Runtime, LiteRT, ExecuTorch).
-``--rewrite conv-transpose`` (``export/shuffle_forms.py``): before, the folded head with DepthToSpace;
-after, the same head with each pixel shuffle as a grouped one-hot ConvTranspose (ONNX Runtime,
-ExecuTorch; LiteRT keeps its native NHWC DEPTH_TO_SPACE). Both sides go through the exporter's own
-path for the runtime (ONNX: trace and onnxsim; TFLite: the native-DEPTH_TO_SPACE NHWC head;
-ExecuTorch: XNNPACK lowering), outputs are compared on the same input, and the two are timed
-alternately so drift on a shared machine hits both alike.
+Each side is a file the exporter writes (``export.pipeline.export_file`` with a set of export
+options), or the format's plain conversion (its converter's own lowering, no exporter rewrites). Both
+files of a runtime run on the same input through the format's own runner, their outputs are
+compared, their op histograms read back by the format's checker, and they are timed alternately so
+drift on a shared machine hits both alike.
+
+- ``exit-at-lr``: the deploy head as ``pcarn export`` writes it -> the exit conv folded before the last
+  depth-to-space (``--exit-at-lr``).
+- ``conv-transpose``: the folded head with depth-to-space -> each pixel shuffle as a one-hot grouped
+  ConvTranspose (``--shuffle conv-transpose``).
+- ``lowering``: the converter's plain lowering of the head -> the exporter's file (for TFLite: one
+  native DEPTH_TO_SPACE per stage, ``export/tflite/d2s.py``).
 
     python -m benchmarks.rewrites --rewrite exit-at-lr --variants pcarn,pcarn-m --scale 4 --threads 2 \\
         --repeats 7 --out benchmarks/results/exit-rewrite-x4.json
@@ -17,84 +21,90 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from benchmarks.case import timed_alternately
 from benchmarks.report import before_after_parser, save_rows
-from export.common import DeployHead, default_input_size
+from export.checks import expectation
+from export.common import DeployHead, default_input_size, native_output_captured
 from export.exit_at_lr import ExitAtLR
-from export.onnx_format import simplified_fp32
-from export.optional import require
+from export.formats import FORMATS, get_format
+from export.interface import ExportFormat
+from export.options import refuse_unaccepted
+from export.pipeline import export_file
 from export.shuffle_forms import ConvTransposeShuffleHead
-from export.tflite_d2s import NHWCNativeHead
-from export.tflite_format import converted_fp32, interpreter
-from models import PRESETS, build_model
+from models import PCARN, PRESETS, build_model
 from models.multadds import multadds_for_lr_size
+from toolkit.errors import PcarnError
 
 
-def _onnx(module: nn.Module, size: tuple[int, int], threads: int):
-    ort = require("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        simplified_fp32(module, size, dynamic=False), options, providers=["CPUExecutionProvider"]
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: the exporter's file with these options, or the plain conversion."""
+
+    options: dict = field(default_factory=dict)
+    plain: bool = False
+
+
+REWRITES: dict[str, tuple[Side, Side]] = {
+    "exit-at-lr": (Side(), Side({"exit_at_lr": True})),
+    "conv-transpose": (Side({"exit_at_lr": True}), Side({"exit_at_lr": True, "shuffle": "conv-transpose"})),
+    "lowering": (Side(plain=True), Side()),
+}
+DEFAULT_RUNTIMES = {"exit-at-lr": "onnx,tflite", "conv-transpose": "onnx", "lowering": "tflite"}
+
+
+def refuse_unsupported(rewrite: str, runtimes: list[str]) -> None:
+    """One error before any work for a runtime that cannot take a side of ``rewrite``."""
+    for name in runtimes:
+        fmt = get_format(name)
+        for side in REWRITES[rewrite]:
+            if side.plain and fmt.plain is None:
+                raise PcarnError(f"{name} has no plain conversion for the {rewrite} comparison")
+            refuse_unaccepted([fmt], side.options)
+
+
+def _write(
+    side: Side, model: PCARN, head: DeployHead, fmt: ExportFormat, size: tuple[int, int], folder: Path
+) -> Path:
+    """``head`` (of ``model``) as ``side`` writes it into ``folder``."""
+    if side.plain:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"plain{fmt.suffix}"
+        with native_output_captured():
+            fmt.plain(head, path, (1, 3, *size))
+        return path
+    provenance = {"variant": "head"}
+    return export_file(
+        model,
+        fmt,
+        head.scale,
+        "fp32",
+        folder,
+        input_size=size,
+        provenance=provenance,
+        options=side.options,
     )
-    return lambda x: session.run(None, {"lr": x})[0]
 
 
-def _tflite(module_nhwc: nn.Module, size: tuple[int, int], threads: int):
-    runner = interpreter(converted_fp32(module_nhwc, size), threads)
-    source, sink = runner.get_input_details()[0]["index"], runner.get_output_details()[0]["index"]
-
-    def run(x):
-        runner.set_tensor(source, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-        runner.invoke()
-        return runner.get_tensor(sink).transpose(0, 3, 1, 2)
-
-    return run
-
-
-def _executorch(module: nn.Module, size: tuple[int, int], threads: int):
-    from export import executorch_format
-
-    program = torch.export.export(module, (torch.rand(1, 3, *size),))
-    folder = tempfile.TemporaryDirectory(prefix="pcarn-rewrite-")  # removed with the runner
-    path = Path(folder.name) / "head.pte"
-    path.write_bytes(executorch_format.lowered(program, {}))
-    run = executorch_format.runner(path, threads)
-    return lambda x, _folder=folder: run(x)
-
-
-RUNNERS = {"onnx": _onnx, "tflite": _tflite, "executorch": _executorch}
-
-
-def _pairs(rewrite: str, head: DeployHead, runtime: str) -> tuple[nn.Module, nn.Module]:
-    if rewrite == "exit-at-lr":
-        if runtime == "tflite":
-            return NHWCNativeHead(head).eval(), NHWCNativeHead(head, exit_at_lr=True).eval()
-        return head, ExitAtLR(head).eval()
-    if runtime == "tflite":
-        raise ValueError("LiteRT keeps its native DEPTH_TO_SPACE: the conv-transpose form is for ONNX")
-    return ExitAtLR(head).eval(), ConvTransposeShuffleHead(head, exit_at_lr=True).eval()
-
-
-def _extra_multadds(rewrite: str, head: DeployHead, size: tuple[int, int]) -> int:
-    """Multiply-adds the rewrite adds to the graph (the paper's count stays the model's)."""
-    scale = head.scale
-    factors = head.net.heads[f"x{scale}"].factors
-    if rewrite == "exit-at-lr":
-        exit_macs = 3 * head.net.config.channels * 9 * size[0] * size[1] * scale * scale
-        return exit_macs * (factors[-1] ** 2 - 1)
-    # a one-hot ConvTranspose multiplies each output by r^2 taps of its group (one of them non-zero)
-    folded = ConvTransposeShuffleHead(head, exit_at_lr=True)
-    extra, h, w = 0, size[0], size[1]
-    for shuffle, r in zip(folded.shuffles, factors, strict=True):
-        h, w = h * r, w * r
-        extra += shuffle.channels * h * w * r * r
+def _extra_multadds(options: dict, head: DeployHead, size: tuple[int, int]) -> int:
+    """Multiply-adds a side's options add to the graph (the paper's count stays the model's)."""
+    extra = 0
+    factors = head.net.heads[f"x{head.scale}"].factors
+    if options.get("exit_at_lr"):
+        exit_macs = 3 * head.net.config.channels * 9 * size[0] * size[1] * head.scale**2
+        extra += exit_macs * (factors[-1] ** 2 - 1)
+    if options.get("shuffle") == "conv-transpose":
+        # a one-hot ConvTranspose multiplies each output by r^2 taps of its group (one non-zero)
+        folded = ConvTransposeShuffleHead(head, exit_at_lr=bool(options.get("exit_at_lr")))
+        h, w = size
+        for shuffle, r in zip(folded.shuffles, factors, strict=True):
+            h, w = h * r, w * r
+            extra += shuffle.channels * h * w * r * r
     return extra
 
 
@@ -102,20 +112,24 @@ def compare(
     variant: str, scale: int, runtime: str, threads: int, repeats: int, warmup: int, rewrite: str
 ) -> dict:
     torch.manual_seed(0)
-    head = DeployHead(build_model(variant).eval(), scale).eval()
+    model = build_model(variant).eval()
+    head = DeployHead(model, scale).eval()
     size = default_input_size(scale)
-    before, after = _pairs(rewrite, head, runtime)
-    runners = {
-        "before": RUNNERS[runtime](before, size, threads),
-        "after": RUNNERS[runtime](after, size, threads),
-    }
-    x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
-    outputs = {name: run(x) for name, run in runners.items()}
-    times = timed_alternately({name: (lambda r=run: r(x)) for name, run in runners.items()}, warmup, repeats)
+    fmt = get_format(runtime)
+    sides = dict(zip(("before", "after"), REWRITES[rewrite], strict=True))
+    with tempfile.TemporaryDirectory(prefix="pcarn-rewrite-") as tmp:
+        files = {name: _write(side, model, head, fmt, size, Path(tmp) / name) for name, side in sides.items()}
+        runners = {name: fmt.runner(path, threads) for name, path in files.items()}
+        x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
+        outputs = {name: run(x) for name, run in runners.items()}
+        times = timed_alternately({k: (lambda r=run: r(x)) for k, run in runners.items()}, warmup, repeats)
+        ops = {}
+        for name, path in files.items():
+            graph_head = ExitAtLR(head) if sides[name].options.get("exit_at_lr") else head
+            with native_output_captured():
+                ops[name] = dict(sorted(fmt.check(path, expectation(graph_head), "fp32").ops.items()))
     before_s, after_s = (statistics.median(times[k]) for k in ("before", "after"))
-    model = build_model(variant)
     paper = multadds_for_lr_size(model, scale, size)
-    base = paper if rewrite == "exit-at-lr" else paper + _extra_multadds("exit-at-lr", head, size)
     return {
         "rewrite": rewrite,
         "variant": variant,
@@ -128,25 +142,28 @@ def compare(
         "speedup": before_s / after_s,
         "max_abs_difference": float(np.abs(outputs["before"] - outputs["after"]).max()),
         "multadds_paper": paper,
-        "multadds_before": base,
-        "multadds_after": base + _extra_multadds(rewrite, head, size),
+        "multadds_before": paper + _extra_multadds(sides["before"].options, head, size),
+        "multadds_after": paper + _extra_multadds(sides["after"].options, head, size),
+        "before_ops": ops["before"],
+        "after_ops": ops["after"],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = before_after_parser(__doc__.splitlines()[0])
-    parser.add_argument("--rewrite", choices=("exit-at-lr", "conv-transpose"), default="exit-at-lr")
-    parser.add_argument(
-        "--runtimes", default=None, help="default: onnx,tflite (exit-at-lr), onnx (conv-transpose)"
-    )
+    parser.add_argument("--rewrite", choices=tuple(REWRITES), default="exit-at-lr")
+    defaults = "; ".join(f"{k}: {v}" for k, v in DEFAULT_RUNTIMES.items())
+    parser.add_argument("--runtimes", help=f"comma list from {','.join(FORMATS)}; default: {defaults}")
     args = parser.parse_args(argv)
-    runtimes = (args.runtimes or ("onnx,tflite" if args.rewrite == "exit-at-lr" else "onnx")).split(",")
+    runtimes = (args.runtimes or DEFAULT_RUNTIMES[args.rewrite]).split(",")
     for variant in args.variants.split(","):
         if variant not in PRESETS:
             parser.error(f"unknown variant {variant!r}; choose from {', '.join(PRESETS)}")
-    for runtime in runtimes:
-        if runtime not in RUNNERS or (runtime == "tflite" and args.rewrite == "conv-transpose"):
-            parser.error(f"runtime {runtime!r} does not take the {args.rewrite} rewrite")
+    try:
+        refuse_unsupported(args.rewrite, runtimes)
+    except PcarnError as exc:
+        parser.error(str(exc))
+    torch.set_num_threads(args.threads)
     rows = []
     for variant in args.variants.split(","):
         for runtime in runtimes:

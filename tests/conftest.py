@@ -83,7 +83,7 @@ class CliResult:
 
 def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     """``pcarn ARGS`` in this process, output captured (tests/test_cli.py runs the entry point itself)."""
-    from toolkit.cli import main
+    from pcarn.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     previous = Path.cwd()

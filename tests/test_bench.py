@@ -112,7 +112,7 @@ def test_claims_from_rows():
 
 def test_deploy_on_two_tiny_checkpoints(tmp_path):
     """Two models: exported in two processes at once, then checked, compared and timed together."""
-    from benchmarks.deploy import deploy
+    from pcarn.cli.deployment import deploy
 
     names = []
     for seed in (0, 1):
@@ -219,7 +219,7 @@ def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypa
     calls = []
     real = runtimes.export_file
     monkeypatch.setattr(runtimes, "export_file", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
-    runtimes.prepare("onnx", loaded.model, 2, (12, 16), threads=1)()
+    runtimes.prepare("onnx", loaded.model, 2, (12, 16), threads=1, workdir=tmp_path / "timed")()
     (_, fmt, scale, precision, _), options = calls[0]
     assert (fmt.name, scale, precision, options["input_size"]) == ("onnx", 2, "fp32", (12, 16))
 
@@ -263,7 +263,7 @@ def test_bench_times_the_folded_exit_when_asked():
         input_size=(12, 16),
         progress=False,
         ceiling=TINY_CEILING,
-        exit_at_lr=True,
+        options={"exit_at_lr": True},
     )
     (row,) = report["rows"]
     assert row["status"] == "ok" and row["exit_at_lr"] is True and row["median_s"] > 0

@@ -15,8 +15,8 @@ from conftest import OFFICIAL, requires_shared, run_cli
 from PIL import Image
 
 from models import build_model
+from pcarn.cli.main import main
 from toolkit.checkpoint import save_checkpoint
-from toolkit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ pcarn = run_cli
 def test_the_installed_entry_point_runs():
     """The console script users type, in its own process: help and a one-line error."""
     script = Path(sys.executable).parent / "pcarn"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "toolkit.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pcarn"]
     done = subprocess.run([*command, "info", "--variant", "pcarn-m"], capture_output=True, text=True)
     assert done.returncode == 0 and "414,787 parameters" in done.stdout
     done = subprocess.run([*command, "info", "--variant", "nope"], capture_output=True, text=True)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import deterministic_weights
 
 from export.common import DeployHead, default_input_size, parse_size
-from export.tflite_d2s import NativeShuffleStage, _reference_depth_to_space, crd_to_dcr_permutation, register
+from export.tflite.d2s import NativeShuffleStage, _reference_depth_to_space, crd_to_dcr_permutation, register
 from models import build_model
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toolkit.api import upscale
+from pcarn.api import upscale
 from toolkit.errors import PcarnError
 from toolkit.images import read_image, to_uint8, write_image
 

@@ -84,7 +84,7 @@ def test_resume_after_kill_9(photos, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "toolkit.cli",
+        "pcarn",
         "train",
         "--variant",
         "pcarn-test",
@@ -241,7 +241,7 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
             "--nproc_per_node",
             "2",
             "-m",
-            "toolkit.cli",
+            "pcarn",
             "train",
             "--variant",
             "pcarn-test",

