@@ -1,6 +1,6 @@
 """Training throughput (patches/s) of stage 1 on this machine, per variant and scale.
 
-One timed step is the trainer's own (``toolkit.steps.l1_step``): forward, L1 loss, backward, gradient
+One timed step is the trainer's own (``toolkit.training.steps.l1_step``): forward, L1 loss, backward, gradient
 clip, Adam update, channels-last on CPU. Synthetic batches isolate compute from data loading (which runs in
 worker processes during training). Run:
 ``python -m benchmarks.train_throughput --out benchmarks/results/train_throughput.json``
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from models import build_model
-from toolkit.recipes import RECIPES
-from toolkit.steps import adam, l1_step
+from toolkit.training.recipes import RECIPES
+from toolkit.training.steps import adam, l1_step
 
 
 def measure(variant: str, scale: int, batch: int, patch: int, steps: int, warmup: int) -> dict:

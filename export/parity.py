@@ -18,9 +18,9 @@ from PIL import Image
 
 from export.common import DeployHead
 from toolkit.images import SAMPLE_PHOTO
-from toolkit.lpips import MIN_SIDE as LPIPS_MIN_SIDE
-from toolkit.lpips import lpips_rgb8
-from toolkit.metrics import psnr_y
+from toolkit.metrics.fidelity import psnr_y
+from toolkit.metrics.lpips import MIN_SIDE as LPIPS_MIN_SIDE
+from toolkit.metrics.lpips import lpips_rgb8
 from toolkit.provenance import REPO_ROOT
 
 FP32_MAX_ABS = 1e-4

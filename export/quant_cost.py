@@ -18,8 +18,8 @@ import torch
 
 from export.common import DeployHead
 from export.file_model import FileModel
-from toolkit.evaluate import evaluate, validation_images
 from toolkit.inference import receptive_radius, upscale_windows
+from toolkit.metrics.evaluate import evaluate, validation_images
 
 INT8_MAX_COST_DB = 0.10
 METRICS = ("psnr_y", "ssim_y", "lpips")

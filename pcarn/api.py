@@ -20,7 +20,7 @@ from export.formats import FORMATS
 from models import PCARN
 from toolkit.images import DecodedImage, compose, decode, read_image, to_uint8, upscale_alpha
 from toolkit.inference import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_rgb
-from toolkit.loading import check_variant, load_any, load_model
+from toolkit.weights.loading import check_variant, load_any, load_model
 
 
 def is_exported_file(name: str | os.PathLike) -> bool:

@@ -10,8 +10,8 @@ from PIL import Image
 import pcarn
 from export.pipeline import export_all
 from models import build_model
-from toolkit.checkpoint import save_checkpoint
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

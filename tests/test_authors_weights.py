@@ -7,8 +7,13 @@ import torch
 from conftest import OFFICIAL, lr_tensor, requires_shared
 
 from models import count_parameters
-from toolkit.authors import convert_state_dict, detect_variant, load_authors_checkpoint, read_authors_state
 from toolkit.errors import PcarnError
+from toolkit.weights.authors import (
+    convert_state_dict,
+    detect_variant,
+    load_authors_checkpoint,
+    read_authors_state,
+)
 
 pytestmark = requires_shared
 

@@ -14,8 +14,8 @@ from benchmarks.peers import PEERS
 from benchmarks.report import write_report
 from models import build_model
 from models.multadds import multadds_at_hr
-from toolkit.checkpoint import save_checkpoint
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import save_checkpoint
 
 
 def test_peers_match_their_papers():
@@ -192,7 +192,7 @@ def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypa
     from benchmarks import runtimes
     from export.formats import FORMATS
     from export.pipeline import export_all
-    from toolkit.loading import load_any
+    from toolkit.weights.loading import load_any
 
     save_checkpoint(build_model("pcarn-test", scales=(2,)), tmp_path / "tiny.safetensors")
     loaded = load_any(tmp_path / "tiny.safetensors")

@@ -11,9 +11,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from models import build_model
-from toolkit.authors import load_authors_checkpoint
-from toolkit.checkpoint import FORMAT_NAME, METADATA_KEY, load_checkpoint, read_metadata, save_checkpoint
 from toolkit.errors import PcarnError
+from toolkit.weights.authors import load_authors_checkpoint
+from toolkit.weights.checkpoint import (
+    FORMAT_NAME,
+    METADATA_KEY,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
 
 
 def test_round_trip_reproduces_outputs_exactly(tiny_model, tmp_path):
@@ -94,7 +100,7 @@ def test_failed_save_keeps_the_previous_file(tiny_model, tmp_path):
 def test_imported_authors_weights_round_trip(tmp_path, golden):
     from conftest import lr_tensor
 
-    from toolkit.authors import load_authors_checkpoint
+    from toolkit.weights.authors import load_authors_checkpoint
 
     model, source = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
     path = tmp_path / "pcarn-m-l1.safetensors"

@@ -16,7 +16,7 @@ from PIL import Image
 
 from models import build_model
 from pcarn.cli.main import main
-from toolkit.checkpoint import save_checkpoint
+from toolkit.weights.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

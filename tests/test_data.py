@@ -118,7 +118,7 @@ def test_min_detail_redraws_flat_crops(tmp_path):
 
 def test_held_out_photos_are_never_trained_on_and_validate(tmp_path):
     from toolkit.data import HELD_OUT, HELD_OUT_CROP
-    from toolkit.evaluate import validation_images
+    from toolkit.metrics.evaluate import validation_images
 
     write_photos(tmp_path, 2, size=(64, 48))
     rng = np.random.default_rng(1)

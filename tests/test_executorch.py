@@ -112,7 +112,7 @@ def test_exit_at_lr_files_pass(tmp_path):
 
 @requires_shared
 def test_authors_pcarn_m_x4_pte_reproduces_the_golden_output(tmp_path, golden):
-    from toolkit.authors import load_authors_checkpoint
+    from toolkit.weights.authors import load_authors_checkpoint
 
     model, _ = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
     manifest = export_all(

@@ -14,8 +14,8 @@ from export.onnx import exporter as onnx_format
 from export.pipeline import export_all
 from export.tflite import exporter as tflite_format
 from models import build_model
-from toolkit.checkpoint import save_checkpoint
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_fp16_files_store_half_weights(tiny_manifest):
 
 @requires_shared
 def test_authors_pcarn_m_x4_in_all_formats(tmp_path, golden):
-    from toolkit.authors import load_authors_checkpoint
+    from toolkit.weights.authors import load_authors_checkpoint
 
     model, source = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
     manifest = export_all(

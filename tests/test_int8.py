@@ -25,7 +25,7 @@ SIZE = (48, 64)  # windows large enough for the tiny model's receptive radius (1
 @pytest.fixture(scope="module")
 def small_val(tmp_path_factory):
     """Centre crops of three validation photos: the quality cost on real pixels, quickly."""
-    from toolkit.evaluate import skimage_validation
+    from toolkit.metrics.evaluate import skimage_validation
 
     folder = tmp_path_factory.mktemp("val")
     for name, rgb in list(skimage_validation().items())[:3]:
@@ -234,7 +234,7 @@ def test_int8_claims_compare_like_with_like():
 
 
 def test_export_cli_refuses_an_empty_calibration_folder(tiny_model, tmp_path):
-    from toolkit.checkpoint import save_checkpoint
+    from toolkit.weights.checkpoint import save_checkpoint
 
     save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
     (tmp_path / "empty").mkdir()

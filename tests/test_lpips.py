@@ -12,10 +12,10 @@ from PIL import Image
 
 from toolkit.data import bicubic_downscale, bicubic_upscale
 from toolkit.errors import PcarnError
-from toolkit.evaluate import skimage_validation
-from toolkit.lpips import lpips_alex, lpips_rgb8
-from toolkit.package_weights import ALEXNET_LPIPS, VGG16_LPIPS, load_package_weights
-from toolkit.safe_pickle import load_numpy_pickle
+from toolkit.metrics.evaluate import skimage_validation
+from toolkit.metrics.lpips import lpips_alex, lpips_rgb8
+from toolkit.weights.safe_pickle import load_numpy_pickle
+from toolkit.weights.third_party import ALEXNET_LPIPS, VGG16_LPIPS, load_package_weights
 
 
 def _conv_nhwc(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, pad: int):

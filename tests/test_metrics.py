@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from toolkit.metrics import psnr_y, rgb_to_y, ssim_y
+from toolkit.metrics.fidelity import psnr_y, rgb_to_y, ssim_y
 
 
 def _photo(seed=0, shape=(40, 50, 3)):

@@ -8,8 +8,8 @@ import pytest
 from conftest import OFFICIAL, requires_shared
 
 from toolkit.errors import PcarnError
-from toolkit.loading import load_any
-from toolkit.registry import cache_dir, fetch_official
+from toolkit.weights.loading import load_any
+from toolkit.weights.registry import cache_dir, fetch_official
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_names_resolve_to_the_shared_copy():
 
 @requires_shared
 def test_photo_realistic_names_fall_back_to_the_authors_gan_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr("toolkit.registry.SHIPPED_DIR", tmp_path)  # nothing of ours shipped
+    monkeypatch.setattr("toolkit.weights.registry.SHIPPED_DIR", tmp_path)  # nothing of ours shipped
     loaded = load_any("pcarn-m-gan", quiet=True)
     assert loaded.path.endswith("PCARN-M.pth") and loaded.variant == "pcarn-m"
     assert loaded.sha256 == "a7e328d6c87991ec81540d6b0b15723714443d0c276bec0e864aae441ef16a24"

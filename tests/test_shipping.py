@@ -6,15 +6,15 @@ import pytest
 from conftest import requires_shared
 from test_data import write_photos
 
-from toolkit.checkpoint import read_metadata
+from toolkit.cards.shipping import ship
 from toolkit.errors import PcarnError
-from toolkit.shipping import ship
-from toolkit.training import TrainOptions, train
+from toolkit.training.trainer import TrainOptions, train
+from toolkit.weights.checkpoint import read_metadata
 
 
 @requires_shared
 def test_ship_writes_checkpoint_and_card(tmp_path, monkeypatch):
-    monkeypatch.setattr("toolkit.shipping.SHIPPED_DIR", tmp_path / "models")
+    monkeypatch.setattr("toolkit.cards.shipping.SHIPPED_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
     write_photos(tmp_path / "train", 2, size=(72, 60))
     write_photos(tmp_path / "val", 1, size=(64, 48), seed=4)
@@ -57,11 +57,11 @@ def test_ship_without_validation_is_a_clear_error(tmp_path):
 def test_ship_a_gan_run_writes_lpips_card_plot_and_crops(tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
-    monkeypatch.setattr("toolkit.shipping.SHIPPED_DIR", models)
-    monkeypatch.setattr("toolkit.gan_card.SHIPPED_DIR", models)
+    monkeypatch.setattr("toolkit.cards.shipping.SHIPPED_DIR", models)
+    monkeypatch.setattr("toolkit.cards.gan.SHIPPED_DIR", models)
     # Compare with our shipped stage-1 pcarn-m only: its architecture differs from the tiny run's,
     # which a card must handle (it compares metrics, not weights).
-    monkeypatch.setattr("toolkit.gan_card.COMPARISONS", (("pcarn-m", "ours pcarn-m (stage 1)", True),))
+    monkeypatch.setattr("toolkit.cards.gan.COMPARISONS", (("pcarn-m", "ours pcarn-m (stage 1)", True),))
     write_photos(tmp_path / "train", 2, size=(72, 60))
     write_photos(tmp_path / "val", 1, size=(96, 96), seed=4)
     (tmp_path / "val" / "photo0.png").rename(tmp_path / "val" / "astronaut.png")

@@ -32,7 +32,7 @@ def test_bit_exact_on_the_tiny_model(scale):
 @requires_shared
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bit_exact_on_the_authors_pcarn_m(scale):
-    from toolkit.authors import load_authors_checkpoint
+    from toolkit.weights.authors import load_authors_checkpoint
 
     model, _ = load_authors_checkpoint(OFFICIAL / "PCARN-M-L1.pth")
     _equal_heads(model, scale)

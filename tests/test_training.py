@@ -15,10 +15,10 @@ import pytest
 import torch
 from test_data import write_photos
 
-from toolkit.checkpoint import load_checkpoint, read_metadata
 from toolkit.errors import PcarnError
-from toolkit.training import TrainOptions, train
-from toolkit.vgg import VGGFeatures
+from toolkit.training.perceptual import VGGFeatures
+from toolkit.training.trainer import TrainOptions, train
+from toolkit.weights.checkpoint import load_checkpoint, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"variant": "pcarn-test", "batch": 2, "patch": 8, "workers": 0, "progress": False, "threads": 1}
@@ -204,7 +204,7 @@ def test_gan_stage_needs_an_init_and_vgg_weights(photos, tmp_path, monkeypatch):
             vgg=VGGFeatures(width_divisor=16),
         )
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr("toolkit.vgg.VGG19_URL", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
+    monkeypatch.setattr("toolkit.training.perceptual.VGG19_URL", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
     stage1 = train(options(photos, tmp_path / "l1", steps=1))
     with pytest.raises(
         PcarnError, match=r"put vgg19-dcbb9e9d.pth .* at .*torch-home.* or pass --vgg-weights"
@@ -276,7 +276,7 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
 def test_amp_auto_follows_the_hardware(monkeypatch):
     import torch
 
-    from toolkit import training
+    from toolkit.training import trainer as training
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(training, "native_bf16_cpu", lambda: True)

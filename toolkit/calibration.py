@@ -15,7 +15,7 @@ import numpy as np
 
 from toolkit.data import bicubic_downscale, list_images, load_rgb8
 from toolkit.errors import PcarnError
-from toolkit.evaluate import SKIMAGE_VALIDATION
+from toolkit.metrics.evaluate import SKIMAGE_VALIDATION
 from toolkit.provenance import REPO_ROOT
 
 DEFAULT_SAMPLES = 8

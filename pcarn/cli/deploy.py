@@ -9,9 +9,9 @@ from pathlib import Path
 from pcarn.cli.deployment import deploy, render_report
 from pcarn.cli.flags import calib_option, scales_type, timing_options
 from toolkit.errors import PcarnError
-from toolkit.loading import is_loadable
-from toolkit.names import DEPLOY_DEFAULT, SHIPPED_NAMES
-from toolkit.registry import known_names
+from toolkit.weights.loading import is_loadable
+from toolkit.weights.names import DEPLOY_DEFAULT, SHIPPED_NAMES
+from toolkit.weights.registry import known_names
 
 
 def add_parser(sub) -> None:

@@ -19,7 +19,7 @@ from benchmarks.report import plot, table
 from export.formats import FORMATS, PRECISIONS
 from export.pipeline import export_all
 from toolkit.errors import PcarnError
-from toolkit.loading import load_any
+from toolkit.weights.loading import load_any
 
 
 def deploy(

@@ -6,7 +6,7 @@ import argparse
 
 from pcarn.api import open_model
 from pcarn.cli.flags import emit_json, json_option, scales_type
-from toolkit.evaluate import evaluate, validation_images
+from toolkit.metrics.evaluate import evaluate, validation_images
 
 
 def add_parser(sub) -> None:

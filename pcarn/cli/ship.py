@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cards.shipping import refresh, ship
 from toolkit.errors import PcarnError
-from toolkit.names import SHIPPED_NAMES
-from toolkit.shipping import refresh, ship
+from toolkit.weights.names import SHIPPED_NAMES
 
 
 def add_parser(sub) -> None:

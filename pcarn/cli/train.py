@@ -1,11 +1,11 @@
-"""``pcarn train``: its options (``toolkit.training.TrainOptions`` takes them by name) and the run."""
+"""``pcarn train``: its options (``toolkit.training.trainer.TrainOptions`` takes them by name) and the run."""
 
 from __future__ import annotations
 
 import argparse
 
 from pcarn.cli.flags import command_line, scales_type
-from toolkit.training import TrainOptions, train
+from toolkit.training.trainer import TrainOptions, train
 
 
 def add_parser(sub) -> None:

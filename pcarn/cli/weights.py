@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.authors import load_authors_checkpoint
-from toolkit.checkpoint import save_checkpoint
-from toolkit.registry import fetch_official
+from toolkit.weights.authors import load_authors_checkpoint
+from toolkit.weights.checkpoint import save_checkpoint
+from toolkit.weights.registry import fetch_official
 
 
 def add_parsers(sub) -> None:

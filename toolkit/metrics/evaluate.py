@@ -23,8 +23,8 @@ from toolkit.data import (
 from toolkit.errors import PcarnError
 from toolkit.images import to_uint8
 from toolkit.inference import upscale_rgb
-from toolkit.lpips import lpips_rgb8
-from toolkit.metrics import psnr_y, ssim_y
+from toolkit.metrics.fidelity import psnr_y, ssim_y
+from toolkit.metrics.lpips import lpips_rgb8
 
 # Natural photos bundled with scikit-image; the toolkit's validation set (never trained on).
 SKIMAGE_VALIDATION = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models import PCARN, variant_of
-from toolkit.authors import load_authors_checkpoint, sha256_of
-from toolkit.checkpoint import load_checkpoint, read_metadata
 from toolkit.errors import PcarnError
 from toolkit.inference import receptive_radius
-from toolkit.registry import OFFICIAL, SHIPPED_FALLBACK, fetch_official, known_names, shipped_path
+from toolkit.weights.authors import load_authors_checkpoint, sha256_of
+from toolkit.weights.checkpoint import load_checkpoint, read_metadata
+from toolkit.weights.registry import OFFICIAL, SHIPPED_FALLBACK, fetch_official, known_names, shipped_path
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pkl", ".ckpt")
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit.errors import PcarnError
-from toolkit.package_weights import VGG16_LPIPS, load_package_weights
+from toolkit.weights.third_party import VGG16_LPIPS, load_package_weights
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"

@@ -10,13 +10,13 @@ import json
 import os
 from pathlib import Path
 
-from toolkit.checkpoint import load_checkpoint, read_metadata, save_checkpoint, training_lineage
+from toolkit.cards.portable import portable_training
 from toolkit.errors import PcarnError
-from toolkit.evaluate import evaluate, validation_images
-from toolkit.loading import load_any
-from toolkit.portable import portable_training
-from toolkit.registry import SHIPPED_DIR
-from toolkit.run_log import RunLog
+from toolkit.metrics.evaluate import evaluate, validation_images
+from toolkit.training.run_log import RunLog
+from toolkit.weights.checkpoint import load_checkpoint, read_metadata, save_checkpoint, training_lineage
+from toolkit.weights.loading import load_any
+from toolkit.weights.registry import SHIPPED_DIR
 
 # Section 3.5 / issue 3: shipped weights must gain at least half of the authors' gain over bicubic.
 QUALITY_FRACTION = 0.5
@@ -74,7 +74,7 @@ def publish(
     target = SHIPPED_DIR / f"{name}.safetensors"
     card = SHIPPED_DIR / f"{name}.md"
     if training.get("stage") == "gan":
-        from toolkit.gan_card import publish_gan
+        from toolkit.cards.gan import publish_gan
 
         metrics = publish_gan(model, name, images, ours, training, source=source, made=made)
         return {"checkpoint": str(target), "card": str(card), "metrics": metrics}

@@ -14,15 +14,15 @@ import sys
 import numpy as np
 
 from models import PCARN
-from toolkit.checkpoint import save_checkpoint
+from toolkit.cards.shipping import lineage_lines, provenance_line
 from toolkit.data import bicubic_downscale, bicubic_upscale, mod_crop
 from toolkit.errors import PcarnError
-from toolkit.evaluate import evaluate
 from toolkit.inference import upscale_rgb
-from toolkit.loading import load_any
-from toolkit.registry import SHIPPED_DIR, shipped_path
-from toolkit.shipping import lineage_lines, provenance_line
+from toolkit.metrics.evaluate import evaluate
 from toolkit.targets import targets as project_targets
+from toolkit.weights.checkpoint import save_checkpoint
+from toolkit.weights.loading import load_any
+from toolkit.weights.registry import SHIPPED_DIR, shipped_path
 
 # Models a GAN card compares with: (name accepted by load_any, label, shipped by us?).
 COMPARISONS = (

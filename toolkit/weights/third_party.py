@@ -22,10 +22,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from toolkit.atomic import atomic_path
-from toolkit.authors import sha256_of
 from toolkit.errors import PcarnError
-from toolkit.registry import cache_dir
-from toolkit.safe_pickle import flatten, load_numpy_pickle
+from toolkit.weights.authors import sha256_of
+from toolkit.weights.registry import cache_dir
+from toolkit.weights.safe_pickle import flatten, load_numpy_pickle
 
 
 @dataclass(frozen=True)

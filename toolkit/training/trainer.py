@@ -22,17 +22,17 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from models import PCARN, PRESETS, MultiScaleDiscriminator, build_model, variant_of
-from toolkit import distributed
 from toolkit.atomic import atomic_path
-from toolkit.checkpoint import save_checkpoint, training_lineage
 from toolkit.data import PatchCache, StepBatches, discover, make_loader
 from toolkit.errors import PcarnError
-from toolkit.evaluate import evaluate, validation_images
-from toolkit.loading import load_any
-from toolkit.recipes import RECIPES, make_scheduler
-from toolkit.run_log import RunLog, plot_curves
-from toolkit.steps import CLIP, adam, l1_step
-from toolkit.vgg import PERCEPTUAL_NETWORKS, VGGFeatures, load_perceptual, perceptual_loss
+from toolkit.metrics.evaluate import evaluate, validation_images
+from toolkit.training import distributed
+from toolkit.training.perceptual import PERCEPTUAL_NETWORKS, VGGFeatures, load_perceptual, perceptual_loss
+from toolkit.training.recipes import RECIPES, make_scheduler
+from toolkit.training.run_log import RunLog, plot_curves
+from toolkit.training.steps import CLIP, adam, l1_step
+from toolkit.weights.checkpoint import save_checkpoint, training_lineage
+from toolkit.weights.loading import load_any
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
 
@@ -81,7 +81,9 @@ class TrainOptions:
     seed: int = 0
     threads: int | None = None
     vgg_weights: str | None = None
-    perceptual: str = "vgg19"  # vgg19 (the paper's) or vgg16 (offline substitute, see toolkit.vgg)
+    perceptual: str = (
+        "vgg19"  # vgg19 (the paper's) or vgg16 (offline substitute, see toolkit.training.perceptual)
+    )
     adv_weight: float = 5e-3  # section 3.5 / Eq. 7: GAN terms vs VGG loss
     vgg_weight: float = 1.0
     progress: bool = True

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.atomic import atomic_path
-from toolkit.authors import sha256_of
 from toolkit.errors import PcarnError
-from toolkit.names import SHIPPED_FALLBACK
 from toolkit.provenance import REPO_ROOT
+from toolkit.weights.authors import sha256_of
+from toolkit.weights.names import SHIPPED_FALLBACK
 
 PCARN_BASE = "https://github.com/nmhkahn/PCARN-pytorch/raw/master/checkpoints"
 CARN_BASE = "https://github.com/nmhkahn/CARN-pytorch/raw/master/checkpoint"

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit.errors import PcarnError
-from toolkit.package_weights import ALEXNET_LPIPS, load_package_weights
+from toolkit.weights.third_party import ALEXNET_LPIPS, load_package_weights
 
 # LPIPS's ScalingLayer: per-channel shift and scale applied to [-1, 1] inputs.
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from models import PCARN, PRESETS, count_parameters
-from toolkit.checkpoint import load_state_into
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import load_state_into
 
 _UNIT_KEY = re.compile(r"^b(\d+)\.b(\d+)\.(.+)$")
 _LOCAL_FUSION_KEY = re.compile(r"^b(\d+)\.c(\d+)\.(?:body\.0\.)?(weight|bias)$")
