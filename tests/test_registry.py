@@ -63,10 +63,49 @@ def test_photo_realistic_names_fall_back_to_the_authors_gan_weights(monkeypatch,
     loaded = load_any("pcarn-m-gan", quiet=True)
     assert loaded.path.endswith("PCARN-M.pth") and loaded.variant == "pcarn-m"
     assert loaded.sha256 == "a7e328d6c87991ec81540d6b0b15723714443d0c276bec0e864aae441ef16a24"
-    assert loaded.note == "no trained pcarn-m-gan ships yet; used the authors' PCARN-M weights"
+    assert loaded.note == (
+        "no trained pcarn-m-gan ships yet; used the authors' PCARN-M (GAN) weights (authors-pcarn-m-gan)"
+    )
 
 
 @requires_shared
 def test_the_authors_names_in_their_case_are_not_our_shipped_models():
     theirs, ours = load_any("PCARN-M", quiet=True), load_any("pcarn-m", quiet=True)
     assert theirs.path.endswith("PCARN-M.pth") and ours.path.endswith("pcarn-m.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("pcarn-m", "pcarn-m"),  # ours
+        ("PCARN-M", "authors-pcarn-m-gan"),  # the authors' release name, as written
+        ("authors-pcarn-m-gan", "authors-pcarn-m-gan"),
+        ("pcarn-m-l1", "authors-pcarn-m-l1"),  # an alias in other letter case
+        ("CARN_M", "authors-carn-m"),
+        ("Pcarn-M-Gan", "pcarn-m-gan"),
+        ("esrgan", None),
+    ],
+)
+def test_one_registry_resolves_every_name(name, expected):
+    from toolkit.weights.registry import resolve
+
+    entry = resolve(name)
+    assert (entry and entry.name) == expected
+
+
+def test_pcarn_models_lists_every_name_with_the_shipped_metrics(tmp_path):
+    import json
+
+    from pcarn.cli.main import main
+    from toolkit.weights.registry import MODELS
+
+    assert main(["models", "--json", str(tmp_path / "models.json")]) == 0
+    rows = {r["name"]: r for r in json.loads((tmp_path / "models.json").read_text())["models"]}
+    assert set(rows) == set(MODELS)
+    shipped = rows["pcarn-m"]
+    assert shipped["source"] == "shipped" and shipped["weights"] == "pcarn-m.safetensors"
+    assert 25 < shipped["metrics"]["x4"]["psnr_y"] < 40 and 0 < shipped["metrics"]["x4"]["lpips"] < 1
+    assert (
+        rows["authors-pcarn-m-gan"]["aliases"] == ["PCARN-M"]
+        and rows["authors-pcarn-m-gan"]["metrics"] is None
+    )

@@ -13,7 +13,7 @@ from models import PRESETS, build_model, count_parameters
 from toolkit.cards.portable import portable_command, portable_training
 from toolkit.provenance import REPO_ROOT
 from toolkit.weights.checkpoint import load_checkpoint
-from toolkit.weights.names import SHIPPED_NAMES
+from toolkit.weights.registry import SHIPPED_NAMES
 
 MODELS = REPO_ROOT / "models"
 SHIPPED = sorted(p.stem for p in MODELS.glob("*.safetensors"))

@@ -10,8 +10,7 @@ from pcarn.cli.deployment import deploy, render_report
 from pcarn.cli.flags import calib_option, scales_type, timing_options
 from toolkit.errors import PcarnError
 from toolkit.weights.loading import is_loadable
-from toolkit.weights.names import DEPLOY_DEFAULT, SHIPPED_NAMES
-from toolkit.weights.registry import known_names
+from toolkit.weights.registry import DEPLOY_DEFAULT, SHIPPED_NAMES, known_names
 
 
 def add_parser(sub) -> None:

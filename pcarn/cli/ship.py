@@ -6,7 +6,7 @@ import argparse
 
 from toolkit.cards.shipping import refresh, ship
 from toolkit.errors import PcarnError
-from toolkit.weights.names import SHIPPED_NAMES
+from toolkit.weights.registry import SHIPPED_NAMES
 
 
 def add_parser(sub) -> None:

@@ -22,18 +22,14 @@ from toolkit.metrics.evaluate import evaluate
 from toolkit.targets import targets as project_targets
 from toolkit.weights.checkpoint import save_checkpoint
 from toolkit.weights.loading import load_any
-from toolkit.weights.registry import SHIPPED_DIR, shipped_path
+from toolkit.weights.registry import MODELS, SHIPPED_DIR, shipped_path
 
-# Models a GAN card compares with: (name accepted by load_any, label, shipped by us?).
-COMPARISONS = (
-    ("PCARN-M", "authors' PCARN-M (GAN)", False),
-    ("PCARN-M-L1", "authors' PCARN-M-L1", False),
-    ("pcarn-m", "ours pcarn-m (stage 1)", True),
-    ("pcarn", "ours pcarn (stage 1)", True),
-    ("pcarn-m-gan", "ours pcarn-m-gan", True),
-    ("pcarn-gan", "ours pcarn-gan", True),
+AUTHORS_GAN, AUTHORS_L1 = "authors-pcarn-m-gan", "authors-pcarn-m-l1"
+# Models a GAN card compares with: (registry name, label, shipped by us?).
+COMPARISONS = tuple(
+    (MODELS[n].name, MODELS[n].label, MODELS[n].source == "shipped")
+    for n in (AUTHORS_GAN, AUTHORS_L1, "pcarn-m", "pcarn", "pcarn-m-gan", "pcarn-gan")
 )
-AUTHORS_GAN, AUTHORS_L1 = "PCARN-M", "PCARN-M-L1"
 CROP_SIZE = 96  # HR pixels; shown at the model's largest scale
 CROP_PHOTOS = ("astronaut", "chelsea", "coffee")
 

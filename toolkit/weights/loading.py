@@ -17,7 +17,7 @@ from toolkit.errors import PcarnError
 from toolkit.inference import receptive_radius
 from toolkit.weights.authors import load_authors_checkpoint, sha256_of
 from toolkit.weights.checkpoint import load_checkpoint, read_metadata
-from toolkit.weights.registry import OFFICIAL, SHIPPED_FALLBACK, fetch_official, known_names, shipped_path
+from toolkit.weights.registry import MODELS, fetch_official, known_names, resolve, shipped_path
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pkl", ".ckpt")
 
@@ -56,31 +56,28 @@ class LoadedModel:
 
 def is_loadable(name_or_path: str | os.PathLike) -> bool:
     """Whether ``load_any`` would find something by this name or path (without loading it)."""
-    text = str(name_or_path)
-    return Path(text).exists() or text.lower() in {n.lower() for n in known_names()}
+    return Path(str(name_or_path)).exists() or resolve(str(name_or_path)) is not None
 
 
 def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> LoadedModel:
-    """Load a checkpoint path (ours or the authors' ``.pth``) or a known name."""
+    """Load a checkpoint path (ours or the authors' ``.pth``) or a name of the registry."""
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.exists():
         return _load_path(path)
-    if text in {w.name for w in OFFICIAL.values()}:  # "PCARN-M" is the authors' GAN model, "pcarn-m" ours
-        return _load_path(fetch_official(text, quiet=quiet))
-    key = text.lower()
-    if key in SHIPPED_FALLBACK:
-        if shipped_path(key).is_file():
-            return _load_path(shipped_path(key))
-        fallback = SHIPPED_FALLBACK[key]
-        loaded = _load_path(fetch_official(fallback, quiet=quiet))
-        note = f"no trained {key} ships yet; used the authors' {fallback} weights"
-        return dataclasses.replace(loaded, note=note)
-    if key in OFFICIAL:
-        return _load_path(fetch_official(key, quiet=quiet))
-    raise PcarnError(
-        f"no checkpoint file or known model named {text!r}; known names: {', '.join(known_names())}"
-    )
+    entry = resolve(text)
+    if entry is None:
+        raise PcarnError(
+            f"no checkpoint file or known model named {text!r}; known names: {', '.join(known_names())}"
+        )
+    if entry.source == "authors":
+        return _load_path(fetch_official(entry.name, quiet=quiet))
+    if shipped_path(entry.name).is_file():
+        return _load_path(shipped_path(entry.name))
+    fallback = MODELS[entry.fallback]
+    loaded = _load_path(fetch_official(fallback.name, quiet=quiet))
+    note = f"no trained {entry.name} ships yet; used the {fallback.label} weights ({fallback.name})"
+    return dataclasses.replace(loaded, note=note)
 
 
 def _load_path(path: Path) -> LoadedModel:
