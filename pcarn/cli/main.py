@@ -6,7 +6,20 @@ import argparse
 import os
 import sys
 
-from pcarn.cli import bench, deploy, evaluate, export, info, models, profile, ship, train, upscale, weights
+from pcarn.cli import (
+    bench,
+    blend,
+    deploy,
+    evaluate,
+    export,
+    info,
+    models,
+    profile,
+    ship,
+    train,
+    upscale,
+    weights,
+)
 from pcarn.cli.flags import OneLineParser
 from toolkit.errors import PcarnError
 
@@ -14,7 +27,7 @@ from toolkit.errors import PcarnError
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pcarn", description="PCARN super-resolution toolkit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for command in (info, models, upscale, train, evaluate, ship, export, bench, deploy, profile):
+    for command in (info, models, upscale, train, evaluate, ship, blend, export, bench, deploy, profile):
         command.add_parser(sub)
     weights.add_parsers(sub)
     return parser
