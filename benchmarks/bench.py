@@ -136,6 +136,45 @@ def _with_options(case: dict, options: dict) -> dict:
     return {**case, **{k: v for k, v in options.items() if fmt is not None and k in fmt.options}}
 
 
+def _run_cases(cases: list[dict], progress: bool) -> list[dict]:
+    """Each case in its own forked process of one case server."""
+    server = CaseServer()
+    try:
+        return [
+            server.run(spec) for spec in tqdm(cases, desc="benchmarking", unit="case", disable=not progress)
+        ]
+    finally:
+        server.close()
+
+
+def _is_model_row(result: dict) -> bool:
+    return not result["model"].startswith("ceiling") and result["status"] == "ok"
+
+
+def _with_efficiency(row: dict, ceiling: dict | None) -> dict:
+    """The row with its efficiency against its thread count's ceiling and its ms per output megapixel."""
+    row["efficiency"] = row["macs_per_s"] / ceiling["macs_per_s"] if ceiling else None
+    h, w = row["input_size"]
+    row["ms_per_output_mp"] = 1000 * row["median_s"] / (h * w * row["scale"] ** 2 / 1e6)
+    return row
+
+
+def _machine(thread_counts: list[int], best: dict[int, dict | None]) -> dict:
+    most = best[thread_counts[-1]]
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": thread_counts[-1],
+        "thread_counts": thread_counts,
+        "platform": platform.platform(),
+        "ceiling_macs_per_s": most["macs_per_s"] if most else None,
+        "ceiling_source": f"{most['model']} on {most['runtime']}" if most else None,
+        "ceilings_by_threads": {str(t): (b["macs_per_s"] if b else None) for t, b in best.items()},
+        "versions": versions(),
+        "cuda": _cuda(),
+    }
+
+
 def run_bench(
     *,
     variants: list[str],
@@ -180,13 +219,7 @@ def run_bench(
         )
     chosen_options = chosen(options or {})
     cases = [_with_options(c, chosen_options) if c["model"] in variants else c for c in cases]
-    server = CaseServer()
-    try:
-        results = [
-            server.run(spec) for spec in tqdm(cases, desc="benchmarking", unit="case", disable=not progress)
-        ]
-    finally:
-        server.close()
+    results = _run_cases(cases, progress)
     ceilings = [r for r in results if r["model"].startswith("ceiling") and r["status"] == "ok"]
     best = {
         count: max(
@@ -194,30 +227,9 @@ def run_bench(
         )
         for count in thread_counts
     }
-    rows = []
-    for r in results:
-        if r["model"].startswith("ceiling") or r["status"] != "ok":
-            continue
-        top = best.get(r["threads"])
-        r["efficiency"] = r["macs_per_s"] / top["macs_per_s"] if top else None
-        h, w = r["input_size"]
-        r["ms_per_output_mp"] = 1000 * r["median_s"] / (h * w * r["scale"] ** 2 / 1e6)
-        rows.append(r)
-    most = best[thread_counts[-1]]
-    machine = {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "threads": thread_counts[-1],
-        "thread_counts": thread_counts,
-        "platform": platform.platform(),
-        "ceiling_macs_per_s": most["macs_per_s"] if most else None,
-        "ceiling_source": f"{most['model']} on {most['runtime']}" if most else None,
-        "ceilings_by_threads": {str(t): (b["macs_per_s"] if b else None) for t, b in best.items()},
-        "versions": versions(),
-        "cuda": _cuda(),
-    }
+    rows = [_with_efficiency(r, best.get(r["threads"])) for r in results if _is_model_row(r)]
     report = {
-        "machine": machine,
+        "machine": _machine(thread_counts, best),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "ceilings": ceilings,
         "rows": rows,

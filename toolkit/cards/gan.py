@@ -140,10 +140,34 @@ def render_gan_card(
     plot_file: str,
     crops: tuple[str, int] | None,
 ) -> str:
+    """The card, section by section, from what ``publish_gan`` measured."""
     training = metadata.get("training") or {}
-    options = training.get("options", {})
     heads = list(metrics)
     lines = [
+        *_made_lines(name, metadata, training),
+        *_quality_lines(name, training, metrics, compared, heads),
+        "",
+        "## Perception-distortion",
+        "",
+        f"![PSNR-Y vs LPIPS]({plot_file})",
+        "",
+        *_crops_lines(crops),
+        *_history_lines(training.get("validation_history") or [], heads),
+    ]
+    raw = {h: {k: v for k, v in m.items() if k != "compared"} for h, m in metrics.items()}
+    lines += ["", "## Raw metrics", "", "```json", json.dumps(raw, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _made_lines(name: str, metadata: dict, training: dict) -> list[str]:
+    options = training.get("options", {})
+    substitute = (
+        " — **a substitute for the paper's VGG19 conv5_4**, whose weights cannot be downloaded on the "
+        "machine that trained this"
+        if options.get("perceptual") == "vgg16"
+        else ""
+    )
+    return [
         f"# {name} — photo-realistic (GAN stage), trained by pcarn-toolkit",
         "",
         f"Variant `{metadata['variant']}`, {metadata['params']:,} parameters, heads "
@@ -156,13 +180,7 @@ def render_gan_card(
         f"- Command: `{training.get('command', '?')}`",
         f"- Data: `{training.get('data', '?')}` (the Debian wallpaper photos of "
         "`shared/data/debian-photos.sh`; none of the validation photos)",
-        f"- Perceptual network: {training.get('perceptual', '?')}"
-        + (
-            " — **a substitute for the paper's VGG19 conv5_4**, whose weights cannot be downloaded on the "
-            "machine that trained this"
-            if options.get("perceptual") == "vgg16"
-            else ""
-        ),
+        f"- Perceptual network: {training.get('perceptual', '?')}{substitute}",
         f"- Loss (Eq. 7): {options.get('adv_weight', '?')} x multi-scale adversarial + "
         f"{options.get('vgg_weight', '?')} x perceptual MSE (the paper's weights)",
         f"- {training.get('steps', '?')} steps, batch {options.get('batch', '?')}, LR patch "
@@ -175,6 +193,19 @@ def render_gan_card(
         *lineage_lines(training),
         provenance_line(metadata),
         "",
+    ]
+
+
+def _quality_lines(name: str, training: dict, metrics: dict, compared: dict, heads: list[str]) -> list[str]:
+    def row(label: str, values: dict) -> str:
+        cells = [f"{v['psnr_y']:.2f} / {v['ssim_y']:.4f} / {v['lpips']:.3f}" for v in values.values()]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    bicubic = {
+        h: {"psnr_y": m["bicubic_psnr_y"], "ssim_y": m["bicubic_ssim_y"], "lpips": m["bicubic_lpips"]}
+        for h, m in metrics.items()
+    }
+    lines = [
         "## Quality",
         "",
         "PSNR-Y / SSIM-Y (BT.601 studio range, border = scale) and LPIPS (AlexNet-lin v0.1, same crop; "
@@ -185,27 +216,13 @@ def render_gan_card(
         "",
         "| model | " + " | ".join(f"{h} PSNR-Y / SSIM-Y / LPIPS" for h in heads) + " |",
         "|---" * (len(heads) + 1) + "|",
+        row(f"**{name} (this)**", {h: metrics[h] for h in heads}),
+        *(row(c["label"], {h: c["metrics"][h] for h in heads}) for c in compared.values()),
+        row("bicubic", bicubic),
     ]
-
-    def row(label: str, values: dict) -> str:
-        cells = [f"{v['psnr_y']:.2f} / {v['ssim_y']:.4f} / {v['lpips']:.3f}" for v in values.values()]
-        return f"| {label} | " + " | ".join(cells) + " |"
-
-    lines.append(row(f"**{name} (this)**", {h: metrics[h] for h in heads}))
-    for c in compared.values():
-        lines.append(row(f"{c['label']}", {h: c["metrics"][h] for h in heads}))
-    lines.append(
-        row(
-            "bicubic",
-            {
-                h: {"psnr_y": m["bicubic_psnr_y"], "ssim_y": m["bicubic_ssim_y"], "lpips": m["bicubic_lpips"]}
-                for h, m in metrics.items()
-            },
-        )
-    )
     checks = _met(metrics)
-    bar = project_targets("gan_card")
     if checks:
+        bar = project_targets("gan_card")
         lines += [
             "",
             f"Bar (pcarn-m-gan: LPIPS at least {bar['lpips_fraction']:.0%} of the authors' GAN gain better "
@@ -214,37 +231,40 @@ def render_gan_card(
             + ", ".join(f"{k}: {'met' if v else '**not met**'}" for k, v in checks.items())
             + f". Overall: **{'met' if all(checks.values()) else 'not met'}**.",
         ]
-    lines += ["", "## Perception-distortion", "", f"![PSNR-Y vs LPIPS]({plot_file})", ""]
-    if crops:
-        crops_file, crops_scale = crops
-        lines += [
-            f"## Side by side (x{crops_scale})",
-            "",
-            "The most detailed 96x96 HR window of each photo: bicubic | our stage 1 | this model | the "
-            "authors' PCARN-M (GAN) | HR.",
-            "",
-            f"![crops]({crops_file})",
-            "",
+    return lines
+
+
+def _crops_lines(crops: tuple[str, int] | None) -> list[str]:
+    if not crops:
+        return []
+    crops_file, crops_scale = crops
+    return [
+        f"## Side by side (x{crops_scale})",
+        "",
+        "The most detailed 96x96 HR window of each photo: bicubic | our stage 1 | this model | the "
+        "authors' PCARN-M (GAN) | HR.",
+        "",
+        f"![crops]({crops_file})",
+        "",
+    ]
+
+
+def _history_lines(history: list[dict], heads: list[str]) -> list[str]:
+    if not history:
+        return []
+    lines = [
+        "## Validation during training",
+        "",
+        "| step | " + " | ".join(f"{h} PSNR-Y / LPIPS" for h in heads) + " |",
+        "|---" * (len(heads) + 1) + "|",
+    ]
+    for record in history:
+        cells = [
+            f"{record['metrics'][h]['psnr_y']:.2f} / {record['metrics'][h].get('lpips', float('nan')):.3f}"
+            for h in heads
         ]
-    history = training.get("validation_history") or []
-    if history:
-        lines += [
-            "## Validation during training",
-            "",
-            "| step | " + " | ".join(f"{h} PSNR-Y / LPIPS" for h in heads) + " |",
-            "|---" * (len(heads) + 1) + "|",
-        ]
-        for record in history:
-            cells = [
-                f"{record['metrics'][h]['psnr_y']:.2f} / "
-                f"{record['metrics'][h].get('lpips', float('nan')):.3f}"
-                for h in heads
-            ]
-            lines.append(f"| {record['step']} | " + " | ".join(cells) + " |")
-        lines += ["", more_training(history, heads)]
-    raw = {h: {k: v for k, v in m.items() if k != "compared"} for h, m in metrics.items()}
-    lines += ["", "## Raw metrics", "", "```json", json.dumps(raw, indent=2), "```", ""]
-    return "\n".join(lines)
+        lines.append(f"| {record['step']} | " + " | ".join(cells) + " |")
+    return [*lines, "", more_training(history, heads)]
 
 
 def more_training(history: list[dict], heads: list[str]) -> str:
