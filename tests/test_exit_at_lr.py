@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import OFFICIAL, deterministic_weights, requires_shared
 
-from export.common import DeployHead
+from export.common import NHWC, DeployHead
 from export.exit_at_lr import ExitAtLR, exit_weights
 from export.pipeline import export_all
 from models import build_model
@@ -15,11 +15,11 @@ from models import build_model
 
 def _difference(model, scale: int, size=(19, 27)) -> float:
     """Worst difference of either rewrite (NCHW for ONNX, native NHWC for TFLite) from the head."""
-    from export.tflite.d2s import NHWCNativeHead
+    from export.tflite.d2s import NativeShuffleHead
 
     head = DeployHead(model, scale).eval()
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(scale))
-    nhwc = NHWCNativeHead(head, exit_at_lr=True).eval()
+    nhwc = NHWC(NativeShuffleHead(head, exit_at_lr=True)).eval()
     with torch.no_grad():
         reference = head(x)
         onnx_form = (reference - ExitAtLR(head).eval()(x)).abs().max().item()

@@ -6,15 +6,18 @@ and bias) makes the two equal exactly. A grouped head conv (PCARN-M, groups=4) c
 way without mixing groups, so there the stage inserts an exact rank-4 channel transpose
 (N, H*W, C, r*r) -> (N, H*W, r*r, C) instead; the conv stays grouped and is never densified.
 
-The op is a torch custom op with a litert-torch lowering to ``tfl.depth_to_space``, the mechanism
-litert-torch's own torch_tfl lowerings use.
+The head reuses the staged head's loop (``export/exit_at_lr.py``); the op is a torch custom op with
+a litert-torch lowering to ``tfl.depth_to_space``, the mechanism litert-torch's own torch_tfl
+lowerings use.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from export.common import DeployHead
+from export.exit_at_lr import StagedHead
 
 _REGISTERED = False
 
@@ -70,83 +73,44 @@ def crd_to_dcr_permutation(channels: int, block: int) -> torch.Tensor:
     return torch.tensor([c * r2 + k for k in range(r2) for c in range(channels)])
 
 
-class NativeShuffleStage(nn.Module):
-    """conv -> ReLU -> DEPTH_TO_SPACE on NHWC tensors, equal to conv -> ReLU -> pixel_shuffle."""
+class NativeShuffleHead(StagedHead):
+    """The staged head (``export/exit_at_lr.py``: the same stage loop, exit conv where the options put
+    it) with each pixel shuffle as one native DEPTH_TO_SPACE on NHWC data; NCHW in and out (wrap it in
+    ``export.common.NHWC`` for TFLite's layout), equal outputs.
 
-    def __init__(self, conv: nn.Conv2d, block: int) -> None:
-        super().__init__()
-        self.block = block
-        self.out_channels = conv.out_channels // (block * block)
-        self.grouped = conv.groups > 1
-        self.conv = nn.Conv2d(
-            conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, groups=conv.groups
-        )
-        with torch.no_grad():
-            if self.grouped:
-                self.conv.load_state_dict(conv.state_dict())
-            else:
-                order = crd_to_dcr_permutation(self.out_channels, block)
-                self.conv.weight.copy_(conv.weight[order])
-                self.conv.bias.copy_(conv.bias[order])
+    Dense stage convs write their channels in DCR order; a grouped stage conv keeps PyTorch's order and
+    its shuffle reorders channels first (rank 4); a folded exit conv writes DCR order itself, so the last
+    stage needs no reorder even for grouped heads."""
 
-    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.conv(x_nhwc.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
-        if self.grouped:  # exact channel reorder CRD -> DCR, every tensor rank 4
-            n, h, w, _ = y.shape
-            r2 = self.block * self.block
-            y = (
-                y.reshape(n, h * w, self.out_channels, r2)
-                .transpose(2, 3)
-                .reshape(n, h, w, r2 * self.out_channels)
-            )
-        return torch.ops.pcarn_tfl.depth_to_space(y, self.block)
-
-
-class ExitShuffleStage(nn.Module):
-    """The last stage with the exit conv folded in (``export/exit_at_lr.py``): conv -> ReLU -> exit_r
-    -> DEPTH_TO_SPACE. exit_r reads the stage conv's channels in PyTorch's order (no reorder, even for
-    grouped heads) and writes its 3 r^2 channels in TFLite's DCR order, so one native op finishes."""
-
-    def __init__(self, conv: nn.Conv2d, exit_conv: nn.Conv2d, block: int) -> None:
-        from export.exit_at_lr import exit_weights
-
-        super().__init__()
-        self.block = block
-        self.conv = conv
-        weight, bias = exit_weights(exit_conv, block)
-        order = crd_to_dcr_permutation(exit_conv.out_channels, block)
-        self.exit_r = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-        with torch.no_grad():
-            self.exit_r.weight.copy_(weight[order])
-            self.exit_r.bias.copy_(bias[order])
-
-    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        z = F.relu(self.conv(x_nhwc.permute(0, 3, 1, 2)))
-        return torch.ops.pcarn_tfl.depth_to_space(self.exit_r(z).permute(0, 2, 3, 1), self.block)
-
-
-class NHWCNativeHead(nn.Module):
-    """A DeployHead taking and returning NHWC, with native depth-to-space upsampling stages;
-    ``exit_at_lr`` folds the exit conv into the last stage."""
-
-    def __init__(self, head, exit_at_lr: bool = False) -> None:
-        super().__init__()
+    def __init__(self, head: DeployHead, exit_at_lr: bool = False) -> None:
+        super().__init__(head, exit_at_lr)
         register()
-        net = head.net
-        self.net = net
-        self.input_mean = head.input_mean
-        upsample = net.heads[f"x{head.scale}"]
-        pairs = list(zip(upsample.stages, upsample.factors, strict=True))
-        self.exit_at_lr = exit_at_lr
-        stages = [NativeShuffleStage(c, r) for c, r in (pairs[:-1] if exit_at_lr else pairs)]
-        if exit_at_lr:
-            stages.append(ExitShuffleStage(pairs[-1][0], net.exit, pairs[-1][1]))
-        self.stages = nn.ModuleList(stages)
+        last = len(self.stages) - 1
+        self.reorder = []
+        convs = []
+        for index, (conv, block) in enumerate(zip(self.stages, self.factors, strict=True)):
+            folded_exit = index == last and self.exit_r is not None
+            self.reorder.append(conv.groups > 1 and not folded_exit)
+            convs.append(conv if conv.groups > 1 or folded_exit else _dcr_conv(conv, block))
+        self.stages = nn.ModuleList(convs)
+        if self.exit_r is not None:
+            self.exit_r = _dcr_conv(self.exit_r, self.factors[-1])
 
-    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        y = self.net.trunk(x_nhwc.permute(0, 3, 1, 2) - self.input_mean).permute(0, 2, 3, 1)
-        for stage in self.stages:
-            y = stage(y)
-        if self.exit_at_lr:
-            return y
-        return self.net.exit(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        block = self.factors[index]
+        y = y.permute(0, 2, 3, 1)
+        if self.reorder[index]:  # exact channel reorder CRD -> DCR, every tensor rank 4
+            n, h, w, channels = y.shape
+            r2 = block * block
+            y = y.reshape(n, h * w, channels // r2, r2).transpose(2, 3).reshape(n, h, w, channels)
+        return torch.ops.pcarn_tfl.depth_to_space(y, block).permute(0, 3, 1, 2)
+
+
+def _dcr_conv(conv: nn.Conv2d, block: int) -> nn.Conv2d:
+    """A copy of a dense conv whose output channels come in DCR order for a shuffle of ``block``."""
+    order = crd_to_dcr_permutation(conv.out_channels // (block * block), block)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight[order])
+        out.bias.copy_(conv.bias[order])
+    return out

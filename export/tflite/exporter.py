@@ -20,7 +20,7 @@ import torch
 from export.common import NHWC
 from export.interface import ExportJob
 from export.optional import require
-from export.tflite.d2s import NHWCNativeHead
+from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
 from export.tflite.int8 import quantize_tflite
 
@@ -31,7 +31,7 @@ LAYOUT = "NHWC"
 
 def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
     """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
-    head = NHWCNativeHead(job.head, exit_at_lr=exit_at_lr).eval()
+    head = NHWC(NativeShuffleHead(job.head, exit_at_lr=exit_at_lr)).eval()
     if job.precision == "int8":
         data = quantize_tflite(head, job.input_size, job.calibration_inputs())
         job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
@@ -46,7 +46,7 @@ def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
     return job.path
 
 
-def converted_fp32(head: NHWCNativeHead, input_size: tuple[int, int]) -> bytes:
+def converted_fp32(head: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
     """litert-torch's fp32 flatbuffer of the NHWC head: what fp32 and fp16 start from."""
     litert_torch = require("litert_torch")
     sample = torch.rand(1, *input_size, 3)
