@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import requires_shared
+from PIL import Image
 from test_data import write_photos
 
 from toolkit.cards.shipping import ship
+from toolkit.data import HELD_OUT
 from toolkit.errors import PcarnError
 from toolkit.training.trainer import TrainOptions, train
 from toolkit.weights.checkpoint import read_metadata
@@ -81,7 +83,11 @@ def test_ship_a_gan_run_writes_lpips_card_plot_and_crops(tmp_path, monkeypatch):
         command=f"pcarn train --stage gan --data {tmp_path / 'train'} --out {tmp_path / 'gan'}",
     )
     train(gan)
-    result = ship(tmp_path / "gan", "pcarn-test-gan", val=str(tmp_path / "val"))
+    held_out = tmp_path / "photos"
+    held_out.mkdir()
+    for held in HELD_OUT:  # stand-ins under the held-out names
+        Image.open(tmp_path / "val" / "astronaut.png").save(held_out / held)
+    result = ship(tmp_path / "gan", "pcarn-test-gan", val=str(tmp_path / "val"), held_out=held_out)
     metadata = read_metadata(result["checkpoint"])
     assert metadata["training"]["command"] == "pcarn train --stage gan --data PHOTOS/ --out runs/gan"
     assert [r["step"] for r in metadata["training"]["validation_history"]] == [1, 2]
@@ -91,5 +97,6 @@ def test_ship_a_gan_run_writes_lpips_card_plot_and_crops(tmp_path, monkeypatch):
     assert "VGG16 conv5_3" in card and "substitute for the paper's VGG19" in card
     assert f"{x2['psnr_y']:.2f} / {x2['ssim_y']:.4f} / {x2['lpips']:.3f}" in card
     assert "ours pcarn-m (stage 1)" in card and "| bicubic |" in card and str(tmp_path) not in card
-    for picture in ("pcarn-test-gan-perception-distortion.png", "pcarn-test-gan-crops.png"):
+    assert "On the held-out photos" in card and "LadyBird" in card
+    for picture in ("pcarn-test-gan-perception-distortion.png", "pcarn-test-gan-crops-x2.png"):
         assert (models / picture).stat().st_size > 5_000 and f"]({picture})" in card

@@ -17,13 +17,17 @@ def add_parser(sub) -> None:
         "--refresh", action="store_true", help="re-evaluate the shipped checkpoint NAME and rewrite its card"
     )
     sh.add_argument("--val", default="skimage")
+    sh.add_argument(
+        "--held-out", help="a folder holding the held-out photos (toolkit.data.HELD_OUT): GAN cards"
+    )
     sh.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.refresh == bool(args.run):
         raise PcarnError("pcarn ship takes a run folder, or --refresh (the shipped checkpoint), not both")
-    result = refresh(args.name, val=args.val) if args.refresh else ship(args.run, args.name, val=args.val)
+    where = {"val": args.val, "held_out": args.held_out}
+    result = refresh(args.name, **where) if args.refresh else ship(args.run, args.name, **where)
     print(f"{result['checkpoint']} and {result['card']} written")
     for head, m in result["metrics"].items():
         share = m.get("fraction_of_reference_gain")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from toolkit.errors import PcarnError
 from toolkit.inference import upscale_rgb
 from toolkit.metrics.evaluate import evaluate
 from toolkit.targets import targets as project_targets
+from toolkit.weights.blend import blend_networks
 from toolkit.weights.checkpoint import save_checkpoint
 from toolkit.weights.loading import load_any
 from toolkit.weights.registry import MODELS, SHIPPED_DIR, shipped_path
@@ -77,8 +79,10 @@ def publish_gan(
     *,
     source: dict | None,
     made: dict | None = None,
+    held_out: dict | None = None,
 ) -> dict:
-    """Store the checkpoint and write ``models/{name}.md`` with its plot and crops; returns metrics."""
+    """Store the checkpoint and write ``models/{name}.md`` with its plot and crops; returns metrics.
+    ``held_out`` (the held-out training photos, when present here) adds a second quality table."""
     scales = tuple(model.config.scales)
     compared = compared_models(name, images, scales)
     metrics = {}
@@ -100,16 +104,37 @@ def publish_gan(
         source=source,
         made=made,
     )
+    stage1 = compared.get(name.removesuffix("-gan"))
+    curve = blend_curve(stage1["model"], model, images, scales) if stage1 else {}
     plot_path = SHIPPED_DIR / f"{name}-perception-distortion.png"
-    crops_path = SHIPPED_DIR / f"{name}-crops.png"
-    plot_perception_distortion(name, ours, compared, plot_path)
-    crops = [p for p in CROP_PHOTOS if p in images]
-    if crops:
-        side_by_side(name, model, {p: images[p] for p in crops}, compared, crops_path)
-    crops_note = (crops_path.name, max(scales)) if crops else None
-    card = render_gan_card(name, stored, metrics, compared, plot_path.name, crops_note)
+    plot_perception_distortion(name, ours, compared, plot_path, curve)
+    crops = {p: images[p] for p in CROP_PHOTOS if p in images}
+    crops_notes = []
+    for scale in sorted({min(scales), max(scales)}) if crops else ():
+        crops_path = SHIPPED_DIR / f"{name}-crops-x{scale}.png"
+        side_by_side(name, model, crops, compared, crops_path, scale)
+        crops_notes.append((crops_path.name, scale))
+    held = None
+    if held_out:
+        held = {
+            "ours": evaluate(model, held_out, scales),
+            "compared": compared_models(name, held_out, scales),
+        }
+        held["photos"] = sorted(held_out)
+    sections = CardSections(plot_path.name, crops_notes, curve, held)
+    card = render_gan_card(name, stored, metrics, compared, sections)
     (SHIPPED_DIR / f"{name}.md").write_text(card)
     return metrics
+
+
+BLEND_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def blend_curve(stage1: PCARN, gan: PCARN, images: dict, scales: tuple[int, ...]) -> dict[float, dict]:
+    """Metrics of ``pcarn blend`` from our stage-1 model to the GAN model: the knob an app turns."""
+    if stage1.config != gan.config:
+        return {}
+    return {a: evaluate(blend_networks(stage1, gan, a), images, scales) for a in BLEND_ALPHAS}
 
 
 def _met(metrics: dict) -> dict[str, bool]:
@@ -132,26 +157,32 @@ def _met(metrics: dict) -> dict[str, bool]:
     return checks
 
 
-def render_gan_card(
-    name: str,
-    metadata: dict,
-    metrics: dict,
-    compared: dict,
-    plot_file: str,
-    crops: tuple[str, int] | None,
-) -> str:
+@dataclass
+class CardSections:
+    """What a GAN card shows beyond its quality table: the plot, the crops (file, scale), the blend
+    curve (alpha -> metrics) and the held-out photos' measurements (None: not present here)."""
+
+    plot_file: str
+    crops: list[tuple[str, int]] = field(default_factory=list)
+    curve: dict = field(default_factory=dict)
+    held_out: dict | None = None
+
+
+def render_gan_card(name: str, metadata: dict, metrics: dict, compared: dict, sections: CardSections) -> str:
     """The card, section by section, from what ``publish_gan`` measured."""
     training = metadata.get("training") or {}
     heads = list(metrics)
     lines = [
         *_made_lines(name, metadata, training),
         *_quality_lines(name, training, metrics, compared, heads),
+        *_held_out_lines(name, sections.held_out, heads),
         "",
         "## Perception-distortion",
         "",
-        f"![PSNR-Y vs LPIPS]({plot_file})",
+        f"![PSNR-Y vs LPIPS]({sections.plot_file})",
         "",
-        *_crops_lines(crops),
+        *_curve_lines(name, sections.curve, heads),
+        *(line for crop in sections.crops for line in _crops_lines(crop)),
         *_history_lines(training.get("validation_history") or [], heads),
     ]
     raw = {h: {k: v for k, v in m.items() if k != "compared"} for h, m in metrics.items()}
@@ -234,15 +265,61 @@ def _quality_lines(name: str, training: dict, metrics: dict, compared: dict, hea
     return lines
 
 
-def _crops_lines(crops: tuple[str, int] | None) -> list[str]:
-    if not crops:
+def _held_out_lines(name: str, held: dict | None, heads: list[str]) -> list[str]:
+    if not held:
+        return [
+            "",
+            "Held-out photos (`toolkit.data.HELD_OUT`, never trained on): not present where this card was "
+            f"made; `pcarn eval --model {name} --data held-out:PHOTOS/` measures them.",
+        ]
+    rows = {
+        f"**{name} (this)**": held["ours"],
+        **{c["label"]: c["metrics"] for c in held["compared"].values()},
+    }
+    return [
+        "",
+        f"On the held-out photos ({', '.join(held['photos'])}: training photos never trained on, each shrunk "
+        f"to a long side of 1024 and centre-cropped to 512; `pcarn eval --model {name} --data "
+        "held-out:PHOTOS/`):",
+        "",
+        "| model | " + " | ".join(f"{h} PSNR-Y / SSIM-Y / LPIPS" for h in heads) + " |",
+        "|---" * (len(heads) + 1) + "|",
+        *(
+            f"| {label} | "
+            + " | ".join(f"{m[h]['psnr_y']:.2f} / {m[h]['ssim_y']:.4f} / {m[h]['lpips']:.3f}" for h in heads)
+            + " |"
+            for label, m in rows.items()
+        ),
+    ]
+
+
+def _curve_lines(name: str, curve: dict, heads: list[str]) -> list[str]:
+    if not curve:
         return []
+    stage1 = name.removesuffix("-gan")
+    return [
+        f"The dashed line is `pcarn blend {stage1} {name} --alpha A` for A = "
+        f"{', '.join(f'{a:g}' for a in curve)} (0: our stage 1, 1: this model), PSNR-Y / LPIPS:",
+        "",
+        "| alpha | " + " | ".join(heads) + " |",
+        "|---" * (len(heads) + 1) + "|",
+        *(
+            f"| {alpha:g} | "
+            + " | ".join(f"{m[h]['psnr_y']:.2f} / {m[h]['lpips']:.3f}" for h in heads)
+            + " |"
+            for alpha, m in curve.items()
+        ),
+        "",
+    ]
+
+
+def _crops_lines(crops: tuple[str, int]) -> list[str]:
     crops_file, crops_scale = crops
     return [
         f"## Side by side (x{crops_scale})",
         "",
-        "The most detailed 96x96 HR window of each photo: bicubic | our stage 1 | this model | the "
-        "authors' PCARN-M (GAN) | HR.",
+        "The most detailed 96x96 HR window of each photo: bicubic | our stage 1 | the 0.5 blend | this "
+        "model | the authors' PCARN-M (GAN) | HR.",
         "",
         f"![crops]({crops_file})",
         "",
@@ -286,7 +363,9 @@ def more_training(history: list[dict], heads: list[str]) -> str:
     )
 
 
-def plot_perception_distortion(name: str, ours: dict, compared: dict, path) -> None:
+def plot_perception_distortion(
+    name: str, ours: dict, compared: dict, path, curve: dict | None = None
+) -> None:
     """PSNR-Y against LPIPS, one point per model and scale (the idea of the paper's Fig. 8)."""
     import matplotlib
 
@@ -316,7 +395,13 @@ def plot_perception_distortion(name: str, ours: dict, compared: dict, path) -> N
             )
         ax.plot([], [], color=colour, label=label)
     for head, marker in markers.items():
+        if curve:  # the blend from our stage 1 (alpha 0) to this model (alpha 1), per scale
+            xs = [m[head]["lpips"] for m in curve.values() if head in m]
+            ys = [m[head]["psnr_y"] for m in curve.values() if head in m]
+            ax.plot(xs, ys, color="C0", ls="--", lw=1.2, marker=marker, ms=4, alpha=0.8)
         ax.scatter([], [], color="grey", marker=marker, label=head)
+    if curve:
+        ax.plot([], [], color="C0", ls="--", label=f"pcarn blend, alpha {', '.join(f'{a:g}' for a in curve)}")
     ax.set_xlabel("LPIPS (AlexNet-lin v0.1) - lower is more photo-realistic")
     ax.set_ylabel("PSNR-Y (dB) - higher is less distorted")
     ax.set_title("Perception-distortion on the scikit-image photos")
@@ -341,7 +426,7 @@ def most_detailed_window(hr: np.ndarray, size: int) -> tuple[int, int]:
     return corner
 
 
-def side_by_side(name: str, model: PCARN, photos: dict, compared: dict, path) -> None:
+def side_by_side(name: str, model: PCARN, photos: dict, compared: dict, path, scale: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -349,15 +434,17 @@ def side_by_side(name: str, model: PCARN, photos: dict, compared: dict, path) ->
 
     stage1 = compared.get(name.removesuffix("-gan"))
     authors = compared.get(AUTHORS_GAN)
+    same_network = stage1 is not None and stage1["model"].config == model.config
     columns = [
         ("bicubic", None),
         ("ours stage 1", stage1["model"] if stage1 else None),
+        ("blend 0.5", blend_networks(stage1["model"], model, 0.5) if same_network else None),
         (f"{name}", model),
         ("authors' PCARN-M", authors["model"] if authors else None),
         ("HR", None),
     ]
     columns = [c for c in columns if c[1] is not None or c[0] in ("bicubic", "HR")]
-    s = max(model.config.scales)
+    s = scale
     fig, axes = plt.subplots(len(photos), len(columns), figsize=(2.4 * len(columns), 2.5 * len(photos)))
     axes = np.atleast_2d(axes)
     for r, (photo, hr_full) in enumerate(photos.items()):

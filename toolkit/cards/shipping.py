@@ -12,7 +12,7 @@ from pathlib import Path
 
 from toolkit.cards.portable import portable_training
 from toolkit.errors import PcarnError
-from toolkit.metrics.evaluate import evaluate, validation_images
+from toolkit.metrics.evaluate import evaluate, held_out_validation, validation_images
 from toolkit.training.run_log import RunLog
 from toolkit.weights.checkpoint import load_checkpoint, read_metadata, save_checkpoint, training_lineage
 from toolkit.weights.loading import load_any
@@ -23,7 +23,12 @@ QUALITY_FRACTION = 0.5
 
 
 def ship(
-    run_dir: str | os.PathLike, name: str, *, val: str = "skimage", reference: str = "PCARN-M-L1"
+    run_dir: str | os.PathLike,
+    name: str,
+    *,
+    val: str = "skimage",
+    reference: str = "PCARN-M-L1",
+    held_out: str | os.PathLike | None = None,
 ) -> dict:
     """Evaluate ``run_dir/best.safetensors`` and write ``models/{name}.safetensors`` plus its card."""
     run_dir = Path(run_dir)
@@ -36,10 +41,17 @@ def ship(
         training["init_training"] = _init_training(Path(training["init_path"]), training)
     history = [_history_row(r) for r in RunLog(run_dir / "log.jsonl").records() if r.get("kind") == "val"]
     training["validation_history"] = history
-    return publish(model, training, name, val=val, reference=reference, source={"run": run_dir.name})
+    source = {"run": run_dir.name}
+    return publish(model, training, name, val=val, reference=reference, source=source, held_out=held_out)
 
 
-def refresh(name: str, *, val: str = "skimage", reference: str = "PCARN-M-L1") -> dict:
+def refresh(
+    name: str,
+    *,
+    val: str = "skimage",
+    reference: str = "PCARN-M-L1",
+    held_out: str | os.PathLike | None = None,
+) -> dict:
     """Re-evaluate a shipped checkpoint and rewrite its card (same weights, current metrics)."""
     path = SHIPPED_DIR / f"{name}.safetensors"
     if not path.is_file():
@@ -53,6 +65,7 @@ def refresh(name: str, *, val: str = "skimage", reference: str = "PCARN-M-L1") -
         reference=reference,
         source=metadata.get("source"),
         made=metadata.get("provenance"),
+        held_out=held_out,
     )
 
 
@@ -65,8 +78,10 @@ def publish(
     reference: str,
     source: dict | None,
     made: dict | None = None,
+    held_out: str | os.PathLike | None = None,
 ) -> dict:
-    """Evaluate, store under ``models/`` with portable paths, and write the model card."""
+    """Evaluate, store under ``models/`` with portable paths, and write the model card; ``held_out``
+    (a folder holding the held-out photos) adds their table to a GAN card."""
     images = validation_images(val)
     scales = tuple(model.config.scales)
     ours = evaluate(model, images, scales)
@@ -76,7 +91,8 @@ def publish(
     if training.get("stage") == "gan":
         from toolkit.cards.gan import publish_gan
 
-        metrics = publish_gan(model, name, images, ours, training, source=source, made=made)
+        held = held_out_validation(held_out) if held_out else None
+        metrics = publish_gan(model, name, images, ours, training, source=source, made=made, held_out=held)
         return {"checkpoint": str(target), "card": str(card), "metrics": metrics}
     try:
         theirs = evaluate(load_any(reference, quiet=True).model, images, scales)

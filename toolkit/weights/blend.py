@@ -20,7 +20,14 @@ def blend_models(a: LoadedModel, b: LoadedModel, alpha: float) -> tuple[PCARN, d
     if a.model.config != b.model.config:
         differs = [k for k, v in a.model.config.to_dict().items() if b.model.config.to_dict().get(k) != v]
         raise PcarnError(f"cannot blend {a.path} with {b.path}: their configs differ in {', '.join(differs)}")
-    first, second = a.model.state_dict(), b.model.state_dict()
+    model = blend_networks(a.model, b.model, alpha)
+    record = {"kind": "blend", "alpha": alpha, "a": a.provenance, "b": b.provenance}
+    return model, record
+
+
+def blend_networks(a: PCARN, b: PCARN, alpha: float) -> PCARN:
+    """(1 - alpha) a + alpha b, parameter by parameter (same config assumed); 0 and 1 copy exactly."""
+    first, second = a.state_dict(), b.state_dict()
     mixed = {}
     for key, value in first.items():
         if alpha == 0.0 or not value.is_floating_point():
@@ -29,7 +36,6 @@ def blend_models(a: LoadedModel, b: LoadedModel, alpha: float) -> tuple[PCARN, d
             mixed[key] = second[key].clone()
         else:
             mixed[key] = torch.lerp(value.double(), second[key].double(), alpha).to(value.dtype)
-    model = PCARN(a.model.config)
+    model = PCARN(a.config)
     model.load_state_dict(mixed)
-    record = {"kind": "blend", "alpha": alpha, "a": a.provenance, "b": b.provenance}
-    return model.eval(), record
+    return model.eval()
