@@ -109,3 +109,12 @@ def test_pcarn_models_lists_every_name_with_the_shipped_metrics(tmp_path):
         rows["authors-pcarn-m-gan"]["aliases"] == ["PCARN-M"]
         and rows["authors-pcarn-m-gan"]["metrics"] is None
     )
+
+
+def test_a_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    (tmp_path / "pcarn-m").mkdir()  # e.g. run from a folder holding a directory named like a model
+    monkeypatch.chdir(tmp_path)
+    loaded = load_any("pcarn-m", quiet=True)
+    assert loaded.variant == "pcarn-m" and loaded.path.endswith("pcarn-m.safetensors")
+    with pytest.raises(PcarnError, match="is a folder"):
+        load_any(str(tmp_path / "pcarn-m") + "/")

@@ -97,6 +97,6 @@ def test_ship_a_gan_run_writes_lpips_card_plot_and_crops(tmp_path, monkeypatch):
     assert "VGG16 conv5_3" in card and "substitute for the paper's VGG19" in card
     assert f"{x2['psnr_y']:.2f} / {x2['ssim_y']:.4f} / {x2['lpips']:.3f}" in card
     assert "ours pcarn-m (stage 1)" in card and "| bicubic |" in card and str(tmp_path) not in card
-    assert "On the held-out photos" in card and "LadyBird" in card
+    assert "On the held-out photos" in card and "LadyBird" in card and "**Caveat:**" in card
     for picture in ("pcarn-test-gan-perception-distortion.png", "pcarn-test-gan-crops-x2.png"):
         assert (models / picture).stat().st_size > 5_000 and f"]({picture})" in card

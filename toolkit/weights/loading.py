@@ -56,16 +56,18 @@ class LoadedModel:
 
 def is_loadable(name_or_path: str | os.PathLike) -> bool:
     """Whether ``load_any`` would find something by this name or path (without loading it)."""
-    return Path(str(name_or_path)).exists() or resolve(str(name_or_path)) is not None
+    return resolve(str(name_or_path)) is not None or Path(str(name_or_path)).exists()
 
 
 def load_any(name_or_path: str | os.PathLike, *, quiet: bool = False) -> LoadedModel:
     """Load a checkpoint path (ours or the authors' ``.pth``) or a name of the registry."""
     text = str(name_or_path)
     path = Path(text)
-    if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.exists():
+    if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.is_file():
         return _load_path(path)
-    entry = resolve(text)
+    entry = resolve(text)  # a name wins over a folder of that name (the pcarn package's, say)
+    if entry is None and path.exists():
+        return _load_path(path)
     if entry is None:
         raise PcarnError(
             f"no checkpoint file or known model named {text!r}; known names: {', '.join(known_names())}"
