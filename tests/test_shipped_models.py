@@ -44,7 +44,8 @@ def test_shipped_checkpoint_matches_its_preset_and_card(name):
     if training["stage"] == "gan":
         assert training["options"]["perceptual"] in ("vgg16", "vgg19")
         assert (MODELS / f"{name}-perception-distortion.png").is_file()
-        assert (MODELS / f"{name}-crops.png").is_file()
+        for picture in (f"{name}-crops-x2.png", f"{name}-crops-x4.png"):  # the card shows both
+            assert (MODELS / picture).is_file() and f"({picture})" in card
 
 
 @pytest.mark.parametrize("name", SHIPPED)
