@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from export.graph import GraphForm
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet
 from toolkit.errors import PcarnError
 
@@ -39,6 +40,12 @@ class ExportJob:
     cache: dict = field(default_factory=dict)
     calibration: CalibrationSet | None = None  # the photos int8 activations are calibrated on
     calib_samples: int = DEFAULT_SAMPLES
+    form: GraphForm = GraphForm()  # the exit placement and shuffle form the options chose
+
+    @property
+    def graph(self) -> nn.Module:
+        """The head in its form (``export.graph``), built once per head and shared by its files."""
+        return self.reuse(("graph", self.form), lambda: self.form.build(self.head))
 
     def calibration_inputs(self) -> list[np.ndarray]:
         """Seeded LR crops (HxWx3 float32 in [0, 1]) at this file's input size, shared by the head's

@@ -20,11 +20,11 @@ from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.exit_at_lr import ExitAtLR
 from export.formats import PRECISIONS, get_format
+from export.graph import GRAPH_OPTIONS, GraphForm
 from export.interface import ExportFormat, ExportJob
 from export.options import refuse_unaccepted
 from export.parity import runtime_parity
 from export.quant_cost import quantization_cost
-from export.shuffle_forms import DEPTH_TO_SPACE
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError
@@ -71,10 +71,9 @@ def export_file(
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
     if precision == "int8" and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
-    if accepted.get("exit_at_lr"):  # readers (Core ML's sequence parity) must know the graph differs
-        metadata["exit_at_lr"] = "true"
-    if accepted.get("shuffle", DEPTH_TO_SPACE) != DEPTH_TO_SPACE:
-        metadata["shuffle"] = accepted["shuffle"]
+    form = GraphForm.of(accepted)
+    metadata.update(form.metadata())
+    lowering = {k: v for k, v in accepted.items() if k not in GRAPH_OPTIONS}  # the format's own options
     with native_output_captured():
         job = ExportJob(
             DeployHead(model, scale),
@@ -85,8 +84,9 @@ def export_file(
             {} if cache is None else cache,
             calibration,
             calib_samples,
+            form,
         )
-        fmt.export(job, **accepted)
+        fmt.export(job, **lowering)
     return path
 
 

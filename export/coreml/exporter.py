@@ -28,9 +28,9 @@ LAYOUT = "NCHW"
 def export(job: ExportJob, image_input: bool = False) -> Path:
     ct = require("coremltools")
     if job.precision == "int8":
-        traced = _traced(quantized_head(job.head, job.input_size, job.calibration_inputs()))
+        traced = _traced(quantized_head(job.graph, job.input_size, job.calibration_inputs()))
     else:
-        traced = job.reuse(("coreml-trace",), lambda: _traced(job.head))
+        traced = job.reuse(("coreml-trace",), lambda: _traced(job.graph))
     shape = (1, 3, *job.input_size)
     if image_input:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from export.executorch.file import FORWARD, PTEFile
-from export.exit_at_lr import ExitAtLR
 from export.interface import ExportJob
 from export.optional import require
 
@@ -28,11 +27,10 @@ SUFFIX = ".pte"
 LAYOUT = "NCHW"
 
 
-def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
-    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
-    head = ExitAtLR(job.head).eval() if exit_at_lr else job.head.eval()
+def export(job: ExportJob) -> Path:
+    """``job.graph`` (``export/graph.py``) exported and lowered whole to XNNPACK."""
     sample = (torch.rand(1, 3, *job.input_size),)
-    program = job.reuse(("executorch", exit_at_lr), lambda: torch.export.export(head, sample))
+    program = job.reuse(("executorch", job.form), lambda: torch.export.export(job.graph, sample))
     job.path.write_bytes(lowered(program, job.metadata))
     return job.path
 

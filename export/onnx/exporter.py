@@ -15,12 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.exit_at_lr import ExitAtLR
 from export.interface import ExportJob
 from export.onnx.int8 import quantize_onnx
 from export.optional import require
-from export.shuffle_forms import CONV_TRANSPOSE, DEPTH_TO_SPACE, SHUFFLES, ConvTransposeShuffleHead
-from toolkit.errors import PcarnError
 
 NAME = "onnx"
 SUFFIX = ".onnx"
@@ -28,21 +25,12 @@ LAYOUT = "NCHW"
 OPSET = 17
 
 
-def export(
-    job: ExportJob, dynamic: bool = False, exit_at_lr: bool = False, shuffle: str = DEPTH_TO_SPACE
-) -> Path:
-    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``);
-    ``shuffle="conv-transpose"``: each pixel shuffle as a one-hot ConvTranspose, ONNX Runtime's
-    fastest CPU form (``export/shuffle_forms.py``)."""
+def export(job: ExportJob, dynamic: bool = False) -> Path:
+    """``job.graph`` (any exit placement and shuffle form, ``export/graph.py``) traced, simplified and
+    written; ``dynamic``: height and width left free."""
     onnx = require("onnx")
-    if shuffle not in SHUFFLES:
-        raise PcarnError(f"unknown shuffle form {shuffle!r}; choose from {', '.join(SHUFFLES)}")
-    if shuffle == CONV_TRANSPOSE:
-        head = ConvTransposeShuffleHead(job.head, exit_at_lr).eval()
-    else:
-        head = ExitAtLR(job.head).eval() if exit_at_lr else job.head
-    key = ("onnx", dynamic, exit_at_lr, shuffle)
-    fp32 = job.reuse(key, lambda: simplified_fp32(head, job.input_size, dynamic))
+    key = ("onnx", dynamic, job.form)
+    fp32 = job.reuse(key, lambda: simplified_fp32(job.graph, job.input_size, dynamic))
     if job.precision == "int8":
         model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs()))
     else:

@@ -29,8 +29,10 @@ SUFFIX = ".tflite"
 LAYOUT = "NHWC"
 
 
-def export(job: ExportJob, exit_at_lr: bool = False) -> Path:
-    """``exit_at_lr``: the exit conv folded into the last stage (``export/exit_at_lr.py``)."""
+def export(job: ExportJob) -> Path:
+    """The head in ``job.form`` with TFLite's native shuffle (the staged loop of ``export/graph.py``'s
+    graphs, DCR channel order), NHWC in and out."""
+    exit_at_lr = job.form.exit_at_lr
     head = NHWC(NativeShuffleHead(job.head, exit_at_lr=exit_at_lr)).eval()
     if job.precision == "int8":
         data = quantize_tflite(head, job.input_size, job.calibration_inputs())
