@@ -3,6 +3,7 @@ into a fresh virtual environment outside it, upscales the packaged photo and rep
 
 from __future__ import annotations
 
+import re
 import shutil
 import site
 import subprocess
@@ -52,8 +53,10 @@ def test_a_wheel_installed_elsewhere_upscales_and_reports(tmp_path):
         assert sr.size == (2 * lr.size[0], 2 * lr.size[1])
     info = _run(*pcarn, "info", "--variant", "pcarn-m", cwd=tmp_path)
     assert "414,787 parameters" in info
-    for card in ("pcarn-m.md", "pcarn-m-gan-crops.png"):
-        assert (purelib / "models" / card).is_file()
+    for card in (REPO / "models").glob("*.md"):  # every card, and every picture it shows
+        pictures = re.findall(r"\]\(([^)/]+\.png)\)", card.read_text())
+        for name in (card.name, *pictures):
+            assert (purelib / "models" / name).is_file(), name
 
 
 def test_every_package_folder_is_listed_in_pyproject():
