@@ -17,6 +17,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,16 +55,20 @@ class CaseServer:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
+        self.scratch: tempfile.TemporaryDirectory | None = None
 
     def _start(self) -> subprocess.Popen:
         if self.process is None or self.process.poll() is not None:
+            # The server's temporary files go into a folder the parent removes on close, so a case
+            # killed at its timeout (which cannot clean up after itself) leaves nothing behind.
+            self.scratch = tempfile.TemporaryDirectory(prefix="pcarn-cases-")
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.case", "--serve"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                env={**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": self.scratch.name},
                 start_new_session=True,  # a timeout kills the server and its case together
             )
         return self.process
@@ -90,6 +95,9 @@ class CaseServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        if self.scratch is not None:
+            self.scratch.cleanup()
+            self.scratch = None
 
 
 def _run_case(spec: dict, timeout: float = 1800, server: CaseServer | None = None) -> dict:

@@ -171,13 +171,18 @@ def test_case_memory_is_its_own_not_its_parents():
     del ballast
 
 
-def test_case_server_reports_a_timeout_and_serves_the_next_case():
+def test_case_server_reports_a_timeout_and_serves_the_next_case(tmp_path, monkeypatch):
+    import tempfile
+
     from benchmarks.bench import CaseServer
 
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where a case would put its files
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # and where the server's scratch goes
     spec = torch_case(model="pcarn", input_size=[720, 1280], repeats=20)
     server = CaseServer()
     try:
         slow = server.run(spec, timeout=1)
+        assert list(tmp_path.iterdir()) == []  # the killed case's scratch went with it
         assert slow["status"] == "failed" and "timed out" in slow["reason"]
         quick = server.run({**spec, "model": "pcarn-test", "input_size": [8, 8], "repeats": 1})
         assert quick["status"] == "ok" and quick["median_s"] > 0
