@@ -13,7 +13,6 @@ compute; ``--data PHOTOS`` also times the batch assembly the loader workers do. 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -30,15 +29,10 @@ from models import MultiScaleDiscriminator, build_model
 from toolkit.training.perceptual import load_vgg16
 from toolkit.training.recipes import RECIPES
 from toolkit.training.steps import GanNets, adam, gan_step, l1_step
-from toolkit.training.trainer import native_bf16_cpu
+from toolkit.training.trainer import autocast_for, native_bf16_cpu
 
 CL = torch.channels_last
-
-
-def _autocast(amp: str):
-    if amp == "none":
-        return contextlib.nullcontext
-    return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+CPU = torch.device("cpu")
 
 
 def _step_fn(stage: str, variant: str, amp: str, vgg):
@@ -49,12 +43,19 @@ def _step_fn(stage: str, variant: str, amp: str, vgg):
     if stage == "l1":
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         return lambda lr, hr, scale, timings: l1_step(
-            model, model, optimizer, scaler, lr, hr, scale, autocast=_autocast(amp)()
+            model, model, optimizer, scaler, lr, hr, scale, autocast=autocast_for(CPU, amp)
         )
     disc = MultiScaleDiscriminator().to(memory_format=CL).train()
     nets = GanNets(model, model, disc, disc, vgg, optimizer, adam(disc.parameters(), RECIPES["paper"].lr))
     return lambda lr, hr, scale, timings: gan_step(
-        nets, lr, hr, scale, autocast=_autocast(amp), adv_weight=5e-3, vgg_weight=1.0, timings=timings
+        nets,
+        lr,
+        hr,
+        scale,
+        autocast=lambda: autocast_for(CPU, amp),
+        adv_weight=5e-3,
+        vgg_weight=1.0,
+        timings=timings,
     )
 
 

@@ -22,10 +22,15 @@ def get_format(name: str) -> ExportFormat:
     return FORMATS[name]
 
 
+def find_format(path: str | Path) -> ExportFormat | None:
+    """The format whose suffix ``path`` ends in, or None."""
+    return next((f for f in FORMATS.values() if Path(path).name.endswith(f.suffix)), None)
+
+
 def format_of(path: Path) -> ExportFormat:
     """The format of an exported file, by its suffix."""
-    for fmt in FORMATS.values():
-        if Path(path).name.endswith(fmt.suffix):
-            return fmt
+    fmt = find_format(path)
+    if fmt is not None:
+        return fmt
     suffixes = ", ".join(f.suffix for f in FORMATS.values())
     raise PcarnError(f"{path} is not an exported file: expected one of {suffixes}")

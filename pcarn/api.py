@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from export.file_model import FileModel
-from export.formats import FORMATS
+from export.formats import find_format
 from models import PCARN
 from toolkit.images import DecodedImage, compose, decode, read_image, to_uint8, upscale_alpha
 from toolkit.inference import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_rgb
@@ -24,7 +23,7 @@ from toolkit.weights.loading import check_variant, load_any, load_model
 
 
 def is_exported_file(name: str | os.PathLike) -> bool:
-    return any(Path(name).name.endswith(fmt.suffix) for fmt in FORMATS.values())
+    return find_format(name) is not None
 
 
 @dataclass
@@ -37,9 +36,6 @@ class Opened:
     provenance: dict  # what a report or an exported file records of it
     scales: tuple[int, ...]
     note: str | None = None  # e.g. a shipped name that fell back to the authors' weights
-
-    def upscale(self, image: Image.Image | str | os.PathLike, scale: int, **options) -> Image.Image:
-        return upscale(image, scale, self, **options)
 
 
 def open_model(

@@ -128,5 +128,5 @@ def test_authors_pcarn_m_x4_pte_reproduces_the_golden_output(tmp_path, golden):
     assert manifest["all_passed"]
     assert manifest["files"][0]["checks"]["grouped_convs"]["detail"].startswith("20 grouped convs (groups=4)")
     x = golden["lr"].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-    sr = executorch_format.run(tmp_path / "pcarn-m_x4_fp32.pte", x)
+    sr = get_format("executorch").runner(tmp_path / "pcarn-m_x4_fp32.pte")(x)
     assert np.abs(sr - golden["PCARN-M-L1_x4"]).max() <= 1e-4

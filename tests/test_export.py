@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import OFFICIAL, deterministic_weights, requires_shared, run_cli
 
-from export.onnx import exporter as onnx_format
+from export.formats import FORMATS
 from export.pipeline import export_all
 from export.tflite import exporter as tflite_format
 from models import build_model
@@ -121,11 +121,8 @@ def test_authors_pcarn_m_x4_in_all_formats(tmp_path, golden):
     assert manifest["all_passed"]
     # the exported files reproduce the authors' golden outputs, not just our PyTorch
     x = golden["lr"].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-    for name, runner in (
-        ("pcarn-m_x4_fp32.onnx", onnx_format.run),
-        ("pcarn-m_x4_fp32.tflite", tflite_format.run),
-    ):
-        assert np.abs(runner(tmp_path / name, x) - golden["PCARN-M-L1_x4"]).max() <= 1e-4
+    for name, fmt in (("pcarn-m_x4_fp32.onnx", "onnx"), ("pcarn-m_x4_fp32.tflite", "tflite")):
+        assert np.abs(FORMATS[fmt].runner(tmp_path / name)(x) - golden["PCARN-M-L1_x4"]).max() <= 1e-4
     convs = {e["format"]: e["checks"]["grouped_convs"]["detail"] for e in manifest["files"]}
     assert all(d.startswith("20 grouped convs (groups=4)") for d in convs.values())
 
@@ -196,7 +193,9 @@ def test_dynamic_onnx_runs_at_several_sizes(tmp_path):
         x = np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x), 3).numpy()
-        assert np.abs(onnx_format.run(tmp_path / "pcarn-test_x3_fp32.onnx", x) - expected).max() <= 1e-4
+        assert (
+            np.abs(FORMATS["onnx"].runner(tmp_path / "pcarn-test_x3_fp32.onnx")(x) - expected).max() <= 1e-4
+        )
 
 
 def test_bad_arguments_are_clear_errors(tmp_path):

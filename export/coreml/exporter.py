@@ -82,10 +82,6 @@ def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.
     return lambda lr_nchw: np.asarray(model.predict({"lr": lr_nchw.astype(np.float32)})["sr"])
 
 
-def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    return runner(path)(lr_nchw)
-
-
 def timed_session(path: Path, threads: int, x: np.ndarray):
     model = _model(path)  # Core ML picks its own threads; CPU_ONLY keeps it off the GPU and ANE
     inputs = {"lr": x}

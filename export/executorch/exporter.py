@@ -72,10 +72,6 @@ def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.
     return call
 
 
-def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    return runner(path)(lr_nchw)
-
-
 def timed_session(path: Path, threads: int, x: np.ndarray):
     forward = _method(path, threads)
     inputs = [torch.from_numpy(np.ascontiguousarray(x))]

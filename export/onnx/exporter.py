@@ -125,10 +125,6 @@ def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.
     return lambda lr_nchw: session.run(None, {name: lr_nchw.astype(np.float32)})[0]
 
 
-def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    return runner(path)(lr_nchw)
-
-
 def timed_session(path: Path, threads: int, x: np.ndarray):
     session = ort_session(path, threads)
     name = session.get_inputs()[0].name

@@ -130,10 +130,6 @@ def _from_tensor(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero) * np.float32(scale)
 
 
-def run(path: Path, lr_nchw: np.ndarray) -> np.ndarray:
-    return runner(path)(lr_nchw)
-
-
 def timed_session(path: Path, threads: int, x: np.ndarray):
     return interpreter(Path(path).read_bytes(), threads, x).invoke
 

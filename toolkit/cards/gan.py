@@ -118,7 +118,10 @@ def publish_gan(
     if held_out:
         held = {
             "ours": evaluate(model, held_out, scales),
-            "compared": compared_models(name, held_out, scales),
+            # the comparison models already loaded for the scikit-image table, not loaded again
+            "compared": {
+                k: {**c, "metrics": evaluate(c["model"], held_out, scales)} for k, c in compared.items()
+            },
         }
         held["photos"] = sorted(held_out)
     sections = CardSections(plot_path.name, crops_notes, curve, held)

@@ -152,7 +152,8 @@ def resolve_amp(option: str, device: torch.device) -> str:
     return "none"
 
 
-def _autocast(device: torch.device, amp: str):
+def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast for a resolved ``--amp`` (none, bf16, fp16) on ``device``."""
     if amp == "none":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
@@ -351,7 +352,7 @@ class Trainer:
         )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return _autocast(self.device, self.amp)
+        return autocast_for(self.device, self.amp)
 
     def _validate(self) -> None:
         if not self.dist.main or self.val_images is None:
