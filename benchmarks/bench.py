@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from benchmarks.case import CONV_SIZE, GEMM_N, RESULT
 from benchmarks.peers import PAPER_X4, PEERS
-from benchmarks.runtimes import RUNTIMES
+from benchmarks.runtimes import RUNTIMES, runnable
 from export.common import default_input_size
 from export.formats import FORMATS, PRECISIONS, format_of
 from export.options import chosen
@@ -211,6 +211,8 @@ def run_bench(
     thread_counts = [threads] if isinstance(threads, int) else sorted(set(threads))
     if not thread_counts or min(thread_counts) < 1:
         raise PcarnError(f"thread counts must be 1 or more, got {threads}")
+    if repeats < 1 or warmup < 0:
+        raise PcarnError(f"repeats must be 1 or more and warmup 0 or more, got {repeats} and {warmup}")
     if any(t < 8 for t in tiles):
         raise PcarnError(f"tile sizes are LR pixels, 8 or more, got {list(tiles)}")
     check_names(runtimes, RUNTIMES, "runtime")
@@ -242,6 +244,9 @@ def run_bench(
         "ceilings": ceilings,
         "rows": rows,
         "unavailable": unavailable + [r for r in results if r["status"] != "ok"],
+        # cases that broke or timed out; "unavailable" ones (a runtime or a conversion this machine
+        # or format lacks) are listed with their reason but are not failures
+        "failed": sum(r["status"] == "failed" for r in results),
         "weights_note": "latency does not depend on trained weights; peers use random weights",
     }
     headline = main_rows(report)
@@ -259,7 +264,7 @@ def _runnable(runtimes: list[str]) -> tuple[list[str], list[dict]]:
     """The runtimes that can run here, and one row for each that cannot, with its own reason."""
     unavailable = []
     for rt in runtimes:
-        ok, reason = FORMATS[rt].runnable() if rt in FORMATS else (True, "")
+        ok, reason = runnable(rt)
         if not ok:
             unavailable.append({"model": "*", "runtime": rt, "status": "unavailable", "reason": reason})
     return [rt for rt in runtimes if rt not in {u["runtime"] for u in unavailable}], unavailable
@@ -311,7 +316,7 @@ def _precisions(runtime: str) -> tuple[str, ...]:
 def _file_case(path: Path, base: dict, size: tuple[int, int] | None = None) -> dict:
     """An exported file: its metadata says the variant, scale and precision, its input the size."""
     fmt = format_of(path)
-    meta = fmt.read_metadata(path)
+    meta, _ = fmt.inspect(path)
     shape = fmt.input_size(path)
     return {
         "model": meta.get("variant", "pcarn-m"),

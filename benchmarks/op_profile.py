@@ -22,6 +22,7 @@ def profile(path: Path, threads: int, repeats: int = 5, warmup: int = 2) -> dict
     fmt = format_of(path)
     if fmt.profile is None:
         raise PcarnError(f"per-op profiles cover {', '.join(PROFILED)} files, not {fmt.name} ({path})")
+    fmt.inspect(path)  # a corrupt or foreign file is refused by name before any timing
     return fmt.profile(path, threads, repeats, warmup)
 
 

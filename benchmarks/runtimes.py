@@ -31,6 +31,11 @@ RANDOM_WEIGHTS = "random weights (latency does not depend on them)"
 LATENCY_CALIB_SAMPLES = 2  # int8 ranges for timing only
 
 
+def runnable(runtime: str) -> tuple[bool, str]:
+    """Whether ``runtime`` can run here, and why not (torch always can)."""
+    return FORMATS[runtime].runnable() if runtime in FORMATS else (True, "")
+
+
 class Unavailable(Exception):
     """This runtime cannot run here; the message says why."""
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from models import PCARN, variant_of
 from models.multadds import HD_720P
+from toolkit.errors import PcarnError
 from toolkit.inference import receptive_radius
 from toolkit.provenance import toolkit_version
 
@@ -69,6 +70,40 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"input size must be positive, got {text!r}")
     return h, w
+
+
+def forward_bytes(config, size: tuple[int, int], scale: int) -> int:
+    """A rough upper estimate of one forward pass's memory at LR ``size``: the cascade keeps a few
+    LR feature maps alive, and the upsampler makes features at up to ``scale``**2 times the pixels."""
+    return 4 * size[0] * size[1] * config.channels * (2 * scale * scale + 6)
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_input_size(model: PCARN, scales: list[int], size: tuple[int, int], *, windows: bool) -> None:
+    """Refuse, before any work, an input size the machine cannot run one forward pass at, and (with
+    ``windows``: files ``pcarn upscale`` and ``pcarn eval`` cut photos into) one too small to keep
+    the receptive field's context on each side of a window."""
+    h, w = size
+    memory = physical_memory()
+    need = max(forward_bytes(model.config, size, s) for s in scales)
+    if memory is not None and need > memory:
+        raise PcarnError(
+            f"input size {h}x{w} needs about {need / 2**30:.0f} GiB for one forward pass; this machine "
+            f"has {memory / 2**30:.0f} GiB"
+        )
+    if windows:
+        context = max(math.ceil(receptive_radius(model, s)) for s in scales)
+        if min(h, w) <= 2 * context:
+            raise PcarnError(
+                f"input size {h}x{w} is too small: photos are run in windows that keep {context} LR "
+                f"pixels of context on each side, so use at least {2 * context + 1}x{2 * context + 1}"
+            )
 
 
 def export_metadata(model: PCARN, scale: int, layout: str, precision: str, provenance: dict | None) -> dict:

@@ -42,7 +42,7 @@ class FileModel:
         ok, reason = fmt.runnable()
         if not ok:
             raise PcarnError(f"{path} cannot run here: {reason}")
-        metadata = fmt.read_metadata(path)
+        metadata, _ = fmt.inspect(path)
         if "scale" not in metadata:
             raise PcarnError(f"{path} has no pcarn-toolkit metadata (scale); export it with pcarn export")
         size = fmt.input_size(path)

@@ -23,8 +23,9 @@ def get_format(name: str) -> ExportFormat:
 
 
 def find_format(path: str | Path) -> ExportFormat | None:
-    """The format whose suffix ``path`` ends in, or None."""
-    return next((f for f in FORMATS.values() if Path(path).name.endswith(f.suffix)), None)
+    """The format whose suffix ``path`` ends in (any case), or None."""
+    name = Path(path).name.lower()  # UP.ONNX is an ONNX file too
+    return next((f for f in FORMATS.values() if name.endswith(f.suffix)), None)
 
 
 def format_of(path: Path) -> ExportFormat:

@@ -139,6 +139,21 @@ class ExportFormat:
         reason = self.platform_limit() or self.missing((self.runtime_module,))
         return reason is None, reason or ""
 
+    def inspect(self, path: Path) -> tuple[dict, list[int]]:
+        """A file's metadata and input shape; a file this format cannot read (corrupt, cut short,
+        another format under this suffix) is refused naming the file, with the runtime's chatter
+        kept off the terminal."""
+        from export.common import native_output_captured
+
+        try:
+            with native_output_captured():
+                return self.read_metadata(path), self.input_shape(path)
+        except PcarnError:
+            raise
+        except Exception as exc:
+            reason = f"{exc}".strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PcarnError(f"{path} is not a readable {self.name} file ({self.suffix}): {reason}") from None
+
     def file_name(self, variant: str, scale: int, precision: str) -> str:
         return f"{variant}_x{scale}_{precision}{self.suffix}"
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.exit_at_lr import ExitAtLR
-from export.formats import PRECISIONS, get_format
+from export.formats import FORMATS, PRECISIONS, get_format
 from export.graph import GRAPH_OPTIONS, GraphForm
 from export.interface import ExportFormat, ExportJob
 from export.options import refuse_unaccepted
@@ -27,7 +27,7 @@ from export.parity import runtime_parity
 from export.quant_cost import quantization_cost
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
-from toolkit.errors import PcarnError
+from toolkit.errors import PcarnError, check_names
 
 
 def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
@@ -96,7 +96,7 @@ def export_all(
     *,
     formats: list[str],
     scales: list[int],
-    precisions: list[str],
+    precisions: list[str] | None = None,
     input_size: tuple[int, int] | None = None,
     provenance: dict | None = None,
     options: dict | None = None,
@@ -109,12 +109,20 @@ def export_all(
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
     judged by their PSNR-Y cost on ``val`` (the scikit-image photos, or a folder). ``options``
-    (``export.options``) must be taken by every format asked for."""
-    chosen = [get_format(f) for f in formats]
+    (``export.options``) must be taken by every format asked for. ``precisions`` None: each format
+    in every precision it takes; a list: each format in each of them, refused up front where a
+    format does not take one, so every file asked for is written or the run is refused."""
+    chosen = [get_format(f) for f in check_names(formats, FORMATS, "format")]
     options = refuse_unaccepted(chosen, options or {})
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad:
-        raise PcarnError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
+    if precisions is not None:
+        check_names(precisions, PRECISIONS, "precision")
+        for fmt in chosen:
+            lacking = [p for p in precisions if p not in fmt.precisions]
+            if lacking:
+                raise PcarnError(
+                    f"{fmt.name} does not take {lacking[0]} (it takes {', '.join(fmt.precisions)}); "
+                    "leave the format out or ask for precisions it takes"
+                )
     missing = [s for s in scales if s not in model.config.scales]
     if missing:
         raise PcarnError(f"scale {missing[0]} is not in this checkpoint (it has {list(model.config.scales)})")
@@ -124,14 +132,16 @@ def export_all(
         raise PcarnError(f"--out {out} exists and is not a folder")
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
-    out.mkdir(exist_ok=True)
-    jobs = [(f, s, p) for f in chosen for s in scales for p in precisions if p in f.precisions]
+    jobs = [
+        (f, s, p) for f in chosen for s in scales for p in (precisions or f.precisions) if p in f.precisions
+    ]
     calibration = None
     if any(p == "int8" for _, _, p in jobs):  # bad photos or counts fail here, before any export
         if calib_samples < 1:
             raise PcarnError(f"--calib-samples must be at least 1, got {calib_samples}")
         calibration = calibration_set(calib)
         calibration.crops(scales[0], (8, 8), 1)
+    out.mkdir(exist_ok=True)  # only once nothing is left to refuse
     settings = {
         "input_size": input_size,
         "provenance": provenance,

@@ -61,8 +61,10 @@ def _read(photo: Path | np.ndarray) -> np.ndarray:
         return photo
     try:
         return load_rgb8(photo)
+    except PcarnError as exc:  # it names the file and the problem already
+        raise PcarnError(f"calibration photo cannot be read: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any decoder error is reported the same way
-        raise PcarnError(f"calibration photo {photo} cannot be read: {type(exc).__name__}: {exc}") from None
+        raise PcarnError(f"calibration photo {photo} cannot be read: {exc}") from None
 
 
 def _at_least(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -6,9 +6,11 @@ class PcarnError(Exception):
 
 
 def check_names(names, allowed, what: str) -> list[str]:
-    """Refuse an unknown name before any work, in one line that lists the choices."""
+    """Refuse an unknown or repeated name before any work, in one line that lists the choices."""
     names = list(names)
-    for name in names:
+    for index, name in enumerate(names):
         if name not in allowed:
             raise PcarnError(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
+        if name in names[:index]:
+            raise PcarnError(f"{what} {name!r} is named twice")
     return names

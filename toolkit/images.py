@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from toolkit.atomic import atomic_path, check_output_folder
 from toolkit.errors import PcarnError
@@ -41,7 +41,10 @@ def _declares_zero_size(path: Path) -> bool:
     return False
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path) -> tuple[Image.Image, Image.Image | None]:
+    """The image as displayed (EXIF orientation applied; the tag is not carried to the output) and,
+    for 16-bit RGB(A) PNGs, which Pillow decodes to their high bytes only, a second decode holding
+    the low bytes."""
     if not path.exists():
         raise PcarnError(f"input file not found: {path}")
     if path.is_dir():
@@ -50,17 +53,57 @@ def _open(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
+            _refuse_animation(image, path)
+            wide = _sixteen_bit_rawmode(image)
             image.load()  # decode now so truncation is reported here, not later
+            low = _low_bytes(path, wide) if wide else None
     except UnidentifiedImageError:
         if _declares_zero_size(path):
             raise PcarnError(f"image has zero size: {path}") from None
         raise PcarnError(f"not an image Pillow can read: {path}") from None
     except PermissionError:
         raise PcarnError(f"cannot read {path}: permission denied") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        limit = Image.MAX_IMAGE_PIXELS
+        raise PcarnError(
+            f"{path} declares more pixels than {limit:,} (Pillow's guard against decompression bombs); "
+            "crop or shrink it first"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise PcarnError(f"truncated or corrupt image {path} ({exc})") from None
     if image.width == 0 or image.height == 0:
         raise PcarnError(f"image has zero size: {path}")
+    oriented = ImageOps.exif_transpose(image)
+    return oriented, None if low is None else ImageOps.exif_transpose(low)
+
+
+def _refuse_animation(image: Image.Image, path: Path) -> None:
+    """An animation or a multi-page file is refused rather than cut to its first frame without a
+    word; a camera's MPO JPEG is its primary photo plus previews, so its first frame is the photo."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and image.format != "MPO":
+        raise PcarnError(
+            f"{path} holds {frames} frames (an animation or a multi-page file); pcarn upscales one "
+            "still image: save the frame you want as a PNG first"
+        )
+
+
+def _sixteen_bit_rawmode(image: Image.Image) -> str | None:
+    """The raw mode of a 16-bit-per-channel colour decode that Pillow narrows to 8 bits."""
+    tile = image.tile[0] if len(image.tile) == 1 else None
+    args = getattr(tile, "args", None)
+    if image.mode in ("RGB", "RGBA") and args in ("RGB;16B", "RGBA;16B"):
+        return args
+    return None
+
+
+def _low_bytes(path: Path, rawmode: str) -> Image.Image:
+    """The same file decoded with the little-endian unpacker, which on big-endian samples keeps the
+    low byte of each: with the normal decode's high bytes, the full 16 bits (filters are undone
+    before unpacking, so both decodes see the same samples)."""
+    image = Image.open(path)
+    image.tile = [t._replace(args=rawmode.replace(";16B", ";16L")) for t in image.tile]
+    image.load()
     return image
 
 
@@ -81,7 +124,13 @@ def decode(image: Image.Image) -> DecodedImage:
 
 
 def read_image(path: str | os.PathLike) -> DecodedImage:
-    return decode(_open(Path(path)))
+    image, low = _open(Path(path))
+    if low is None:
+        return decode(image)
+    samples = np.asarray(image, dtype=np.float32) * 256.0 + np.asarray(low, dtype=np.float32)
+    data = samples / 65535.0
+    alpha = data[..., 3].copy() if image.mode == "RGBA" else None
+    return DecodedImage(np.ascontiguousarray(data[..., :3]), alpha, False)
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:

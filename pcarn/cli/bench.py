@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from benchmarks.bench import run_bench
 from benchmarks.report import table, write_report
-from benchmarks.runtimes import RUNTIMES
+from benchmarks.runtimes import RUNTIMES, runnable
+from export.common import check_input_size
 from export.formats import PRECISIONS
 from export.options import OPTIONS, add_option_flags
+from models import PCARN, PRESETS
 from pcarn.cli.export import accepted_by
-from pcarn.cli.flags import command_line, counts_type, emit_json, input_size, json_option, scales_type
-from toolkit.errors import PcarnError
+from pcarn.cli.flags import (
+    at_least,
+    command_line,
+    counts_type,
+    emit_json,
+    input_size,
+    json_option,
+    scales_type,
+)
+from toolkit.errors import PcarnError, check_names
 
 
 def add_parser(sub) -> None:
@@ -26,8 +37,8 @@ def add_parser(sub) -> None:
     be.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     be.add_argument(
         "--runtimes",
-        default=",".join(RUNTIMES),
-        help=f"comma list (default: all of {','.join(RUNTIMES)}; one that cannot run here says why once)",
+        help=f"comma list (default: every one of {','.join(RUNTIMES)} that can run here; the others say "
+        "why once)",
     )
     be.add_argument(
         "--precisions",
@@ -49,8 +60,8 @@ def add_parser(sub) -> None:
         help="square LR tile sizes (e.g. 256) timed beside 720p for the PCARN variants; the table "
         "gives ms per output megapixel",
     )
-    be.add_argument("--repeats", type=int, default=5)
-    be.add_argument("--warmup", type=int, default=1)
+    be.add_argument("--repeats", type=at_least(1), default=5)
+    be.add_argument("--warmup", type=at_least(0), default=1)
     be.add_argument("--input-size", help="LR HxW instead of the 720p-output size")
     json_option(be)
     be.add_argument("--report", help="write report.md and the plot into this folder")
@@ -63,10 +74,24 @@ def run(args: argparse.Namespace) -> int:
     missing = [f for f in files if not f.exists()]
     if missing:
         raise PcarnError(f"file not found: {missing[0]}")
+    runtimes = (
+        list(RUNTIMES)
+        if args.runtimes is None
+        else check_names(args.runtimes.split(","), RUNTIMES, "runtime")
+    )
+    if args.runtimes is not None:  # asked for by name: each must run here
+        for name in runtimes:
+            ok, reason = runnable(name)
+            if not ok:
+                raise PcarnError(f"runtime {name} cannot run here: {reason}")
+    if size is not None:
+        for variant in args.variants.split(","):
+            if variant in PRESETS:
+                check_input_size(PCARN(PRESETS[variant]), list(args.scales), size, windows=False)
     report = run_bench(
         variants=args.variants.split(","),
         scales=list(args.scales),
-        runtimes=args.runtimes.split(","),
+        runtimes=runtimes,
         threads=args.threads,
         repeats=args.repeats,
         warmup=args.warmup,
@@ -83,4 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         paths = write_report(report, Path(args.report), command)
         print(f"report: {paths['report']}")
+    if report["failed"]:
+        print(f"pcarn bench: {report['failed']} case(s) failed; see the rows marked failed", file=sys.stderr)
+        return 1
     return 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from export.common import check_input_size
 from export.formats import FORMATS, PRECISIONS
 from export.options import OPTIONS, add_option_flags
 from export.pipeline import export_all
+from models import PCARN
 from pcarn.api import open_model
 from pcarn.cli.flags import calib_option, emit_json, input_size, json_option, scales_type
 from toolkit.calibration import DEFAULT_SAMPLES
@@ -23,8 +25,8 @@ def add_parser(sub) -> None:
     ex.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     ex.add_argument(
         "--precision",
-        default=",".join(PRECISIONS),
-        help=f"comma list (default: all of {','.join(PRECISIONS)})",
+        help=f"comma list from {','.join(PRECISIONS)}, each for every format asked for (default: every "
+        "precision each format takes)",
     )
     ex.add_argument("--input-size", help="fixed LR input HxW (default: the LR size of a 720p output)")
     add_option_flags(ex, accepted_by())
@@ -46,9 +48,13 @@ def accepted_by() -> dict[str, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     formats = check_names(args.formats.split(","), FORMATS, "format")
-    precisions = check_names(args.precision.split(","), PRECISIONS, "precision")
+    precisions = (
+        None if args.precision is None else check_names(args.precision.split(","), PRECISIONS, "precision")
+    )
     size = input_size(args.input_size)
     opened = open_model(args.model, quiet=args.json == "-")
+    if size is not None and isinstance(opened.model, PCARN):
+        check_input_size(opened.model, list(args.scales), size, windows=True)
     manifest = export_all(
         opened.model,
         Path(args.out),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -33,6 +34,22 @@ def scales_type(text: str) -> tuple[int, ...]:
     return values
 
 
+def at_least(minimum: int):
+    """An argparse type for whole numbers of ``minimum`` or more (repeats, workers, intervals)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
 def counts_type(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -45,6 +62,12 @@ def counts_type(text: str) -> list[int]:
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line instead of a usage block."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A value such as "-4x8" is a (bad) size to refuse by name, not an unknown option: argparse
+        # reads only plain negative numbers as values, so sizes join them here.
+        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+x-?\d+$")
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -94,9 +117,9 @@ def calib_option(parser: argparse.ArgumentParser) -> None:
 
 def timing_options(parser: argparse.ArgumentParser, *, repeats: int, warmup: int) -> None:
     """``--threads``, ``--repeats`` and ``--warmup`` of the commands that time something."""
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=repeats)
-    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--threads", type=at_least(1), default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=at_least(1), default=repeats)
+    parser.add_argument("--warmup", type=at_least(0), default=warmup)
 
 
 def command_line() -> str:

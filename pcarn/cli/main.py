@@ -21,11 +21,14 @@ from pcarn.cli import (
     weights,
 )
 from pcarn.cli.flags import OneLineParser
+from toolkit.atomic import check_output_folder, scratch_tempdir
 from toolkit.errors import PcarnError
+from toolkit.provenance import toolkit_version
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pcarn", description="PCARN super-resolution toolkit")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {toolkit_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for command in (info, models, upscale, train, evaluate, ship, blend, export, bench, deploy, profile):
         command.add_parser(sub)
@@ -36,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        if getattr(args, "json", None) not in (None, "-"):
+            check_output_folder(args.json)  # before the work, not after it
+        with scratch_tempdir(f"pcarn-{args.command}-"):
+            return args.func(args)
     except PcarnError as exc:
         print(f"pcarn {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -24,8 +24,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.refresh == bool(args.run):
-        raise PcarnError("pcarn ship takes a run folder, or --refresh (the shipped checkpoint), not both")
+    if args.refresh and args.run:
+        raise PcarnError("pcarn ship takes a run folder or --refresh (the shipped checkpoint), not both")
+    if not args.refresh and not args.run:
+        raise PcarnError(
+            f"say what to ship: a training run folder (pcarn ship RUN --name {args.name}), or --refresh "
+            "to re-evaluate the shipped checkpoint"
+        )
     where = {"val": args.val, "held_out": args.held_out}
     result = refresh(args.name, **where) if args.refresh else ship(args.run, args.name, **where)
     print(f"{result['checkpoint']} and {result['card']} written")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pcarn.cli.flags import command_line, scales_type
+from pcarn.cli.flags import at_least, command_line, scales_type
 from toolkit.training.trainer import TrainOptions, train
 
 
@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
         help="validation photos that pick the best checkpoint: a folder, 'skimage' (its five photos) or "
         "'held-out:DIR' (the held-out photos of toolkit.data.HELD_OUT found in DIR, never trained on)",
     )
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=16, help="patches per batch (paper: 64)")
-    parser.add_argument("--patch", type=int, default=48, help="LR patch size (paper: 48)")
+    parser.add_argument("--steps", type=at_least(1), default=10_000)
+    parser.add_argument("--batch", type=at_least(1), default=16, help="patches per batch (paper: 64)")
+    parser.add_argument("--patch", type=at_least(1), default=48, help="LR patch size (paper: 48)")
     parser.add_argument(
         "--hr-max-side",
-        type=int,
+        type=at_least(1),
         help="shrink HR photos larger than this (long side, px) once before caching: denser detail "
         "per patch for camera-size photos (not for DIV2K's official LR files)",
     )
@@ -42,12 +42,14 @@ def add_parser(sub) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last save")
     parser.add_argument("--recipe", default="fast", choices=["fast", "paper"], help="learning-rate recipe")
     parser.add_argument("--lr", type=float, help="peak learning rate (recipe default otherwise)")
-    parser.add_argument("--lr-step", type=int, help="paper recipe: halve the lr every N steps (default 4e5)")
-    parser.add_argument("--warmup", type=int, help="fast recipe: warm-up steps")
-    parser.add_argument("--val-every", type=int, default=500)
-    parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+    parser.add_argument(
+        "--lr-step", type=at_least(1), help="paper recipe: halve the lr every N steps (default 4e5)"
+    )
+    parser.add_argument("--warmup", type=at_least(0), help="fast recipe: warm-up steps")
+    parser.add_argument("--val-every", type=at_least(1), default=500)
+    parser.add_argument("--save-every", type=at_least(1), default=100)
+    parser.add_argument("--log-every", type=at_least(1), default=10)
+    parser.add_argument("--workers", type=at_least(0), default=2, help="data loader processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
         "--amp",
@@ -56,7 +58,7 @@ def add_parser(sub) -> None:
         help="autocast: auto = bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, fp32 elsewhere",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=at_least(1), help="torch CPU threads")
     parser.add_argument("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth for stage gan")
     parser.add_argument(
         "--perceptual",

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from models import PCARN, PRESETS, MultiScaleDiscriminator, build_model, variant_of
-from toolkit.atomic import atomic_path
+from toolkit.atomic import atomic_path, removed_on_failure
 from toolkit.data import PatchCache, StepBatches, discover, make_loader
 from toolkit.errors import PcarnError
 from toolkit.metrics.evaluate import evaluate, validation_images
@@ -103,6 +103,18 @@ class TrainOptions:
             raise PcarnError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
         if min(self.steps, self.batch, self.patch) < 1:
             raise PcarnError("--steps, --batch and --patch must be positive")
+        for flag in ("val_every", "save_every", "log_every", "threads", "lr_step"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                raise PcarnError(f"--{flag.replace('_', '-')} must be 1 or more, got {value}")
+        for flag in ("workers", "warmup", "min_detail"):
+            value = getattr(self, flag)
+            if value is not None and value < 0:
+                raise PcarnError(f"--{flag.replace('_', '-')} must be 0 or more, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise PcarnError(f"--lr must be positive, got {self.lr}")
+        if self.stage == "gan" and not self.init:
+            raise PcarnError("stage gan fine-tunes a stage-1 model: pass --init CHECKPOINT")
         if self.hr_max_side is not None and self.hr_max_side < self.patch * max(self.scales):
             raise PcarnError(
                 f"--hr-max-side {self.hr_max_side} leaves no room for a {self.patch}px LR patch at "
@@ -186,6 +198,17 @@ class Trainer:
     def __init__(self, opts: TrainOptions, *, vgg: VGGFeatures | None = None) -> None:
         self.opts = opts
         self.out = Path(opts.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise PcarnError(f"--out {self.out} is a file; give a run folder")
+        if opts.resume and not (self.out / "state.pt").is_file():
+            raise PcarnError(
+                f"nothing to resume in {self.out}: it holds no state.pt; leave out --resume to start a run"
+            )
+        # A run refused while it is set up leaves no folder, cache or options behind.
+        with removed_on_failure(self.out):
+            self._setup(opts, vgg)
+
+    def _setup(self, opts: TrainOptions, vgg: VGGFeatures | None) -> None:
         self.device = _device(opts.device)
         self.dist = distributed.setup(self.device.type)
         if self.device.type == "cuda":
