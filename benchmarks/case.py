@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from benchmarks.peers import PEERS
-from benchmarks.runtimes import Unavailable, prepare
+from benchmarks.prepare import Unavailable, prepare
 from export.options import OPTIONS
 from export.profiling import timed
 from models import PRESETS, build_model

@@ -55,7 +55,7 @@ def profile_variants(
     weights: time does not depend on them)."""
     import torch
 
-    from benchmarks.runtimes import model_file
+    from benchmarks.prepare import model_file
     from export.common import default_input_size
     from models import PCARN, PRESETS
 

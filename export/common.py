@@ -62,16 +62,6 @@ def default_input_size(scale: int, output: tuple[int, int] = HD_720P) -> tuple[i
     return math.ceil(output[0] / scale), math.ceil(output[1] / scale)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"input size must look like HxW (e.g. 180x320), got {text!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"input size must be positive, got {text!r}")
-    return h, w
-
-
 def forward_bytes(config, size: tuple[int, int], scale: int) -> int:
     """A rough upper estimate of one forward pass's memory at LR ``size``: the cascade keeps a few
     LR feature maps alive, and the upsampler makes features at up to ``scale``**2 times the pixels."""

@@ -18,7 +18,8 @@ import numpy as np
 from export.formats import format_of
 from export.interface import ExportFormat
 from toolkit.errors import PcarnError
-from toolkit.inference import DEFAULT_OVERLAP, upscale_windows
+from toolkit.inference import upscale_windows
+from toolkit.tiling import DEFAULT_OVERLAP
 
 
 @dataclass

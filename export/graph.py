@@ -10,7 +10,8 @@ from torch import nn
 
 from export.common import DeployHead
 from export.exit_at_lr import ExitAtLR
-from export.shuffle_forms import CONV_TRANSPOSE, DEPTH_TO_SPACE, ConvTransposeShuffleHead
+from export.options import CONV_TRANSPOSE, DEPTH_TO_SPACE
+from export.shuffle_forms import ConvTransposeShuffleHead
 
 GRAPH_OPTIONS = ("exit_at_lr", "shuffle")
 

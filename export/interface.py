@@ -1,25 +1,26 @@
 """The exporter interface: what one file format must provide to the pipeline, the checks, parity,
 ``pcarn bench``, ``pcarn profile`` and ``pcarn deploy``.
 
-A format is one module that builds one :class:`ExportFormat`; ``export/formats.py`` lists them. The
-rest of the toolkit never asks which format it holds: it calls these fields.
+A format is one package whose ``__init__`` declares one :class:`ExportFormat`; ``export/formats.py``
+lists them. The rest of the toolkit never asks which format it holds: it calls these fields. The
+declaration names its functions (``Lazy``) instead of importing them, so reading the table (the CLI's
+choices and help) costs no torch or converter import; each module is imported at its first call.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from torch import nn
-
-from export.graph import GraphForm
-from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet
 from toolkit.errors import PcarnError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
 
 
 class FormatUnavailable(PcarnError):
@@ -27,44 +28,23 @@ class FormatUnavailable(PcarnError):
 
 
 @dataclass(frozen=True)
-class ExportJob:
-    """What every exporter is given: one scale head, where to write, the fixed input size, the
-    precision and the metadata document for the file's native slot."""
+class Lazy:
+    """A function named by its module and attribute, imported at its first call."""
 
-    head: nn.Module  # export.common.DeployHead: NCHW in and out, output mean folded
-    path: Path
-    input_size: tuple[int, int]
-    precision: str
-    metadata: dict
-    # shared by the jobs of the same head in one export run: see ``reuse``
-    cache: dict = field(default_factory=dict)
-    calibration: CalibrationSet | None = None  # the photos int8 activations are calibrated on
-    calib_samples: int = DEFAULT_SAMPLES
-    form: GraphForm = GraphForm()  # the exit placement and shuffle form the options chose
+    module: str
+    attribute: str
 
-    @property
-    def graph(self) -> nn.Module:
-        """The head in its form (``export.graph``), built once per head and shared by its files."""
-        return self.reuse(("graph", self.form), lambda: self.form.build(self.head))
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
 
-    def calibration_inputs(self) -> list[np.ndarray]:
-        """Seeded LR crops (HxWx3 float32 in [0, 1]) at this file's input size, shared by the head's
-        int8 files so every format is calibrated on the same pixels."""
-        if self.calibration is None:
-            raise PcarnError("int8 files need calibration photos: pass --calib DIR")
-        scale = int(self.metadata["scale"])
-        return self.reuse(
-            ("calibration", self.calibration.source, self.calib_samples),
-            lambda: self.calibration.crops(scale, self.input_size, self.calib_samples),
-        )
+    def resolve(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.attribute)
 
-    def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once for this head and input size and shared by its other files in
-        the same export run: each head is traced and converted once, not once per precision."""
-        key = (*key, self.input_size)
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
+    @classmethod
+    def named(cls, reference: str) -> Lazy:
+        """``"package.module:function"``."""
+        module, _, attribute = reference.partition(":")
+        return cls(module, attribute)
 
 
 def _always() -> str | None:
@@ -102,24 +82,33 @@ class ExportFormat:
     plain: Callable[[nn.Module, Path, tuple[int, ...]], None] | None = None
 
     @classmethod
-    def from_module(cls, module: ModuleType, **fields) -> ExportFormat:
-        """Build a format from a module's conventional names (NAME, SUFFIX, LAYOUT, export,
-        runner, timed_session, read_metadata, input_shape and, where defined, platform_limit,
-        static_parity, profile and plain); ``fields`` give the rest."""
-        names = ("platform_limit", "static_parity", "profile", "plain")
-        optional = {k: getattr(module, k) for k in names if hasattr(module, k)}
+    def declare(
+        cls, module: str, *, has: tuple[str, ...] = (), check: str, profile: str | None = None, **fields
+    ):
+        """A format whose exporter module ``module`` defines ``export``, ``runner``, ``timed_session``,
+        ``read_metadata``, ``input_shape`` and those of ``platform_limit``, ``static_parity`` and
+        ``plain`` that ``has`` names; ``check`` and ``profile`` are ``"module:function"``; ``fields``
+        give the rest. Nothing is imported here."""
+        unknown = set(has) - {"platform_limit", "static_parity", "plain"}
+        if unknown:
+            raise ValueError(f"unknown optional exporter functions {sorted(unknown)}")
         return cls(
-            name=module.NAME,
-            suffix=module.SUFFIX,
-            layout=module.LAYOUT,
-            export=module.export,
-            runner=module.runner,
-            session=module.timed_session,
-            read_metadata=module.read_metadata,
-            input_shape=module.input_shape,
-            **optional,
+            export=Lazy(module, "export"),
+            runner=Lazy(module, "runner"),
+            session=Lazy(module, "timed_session"),
+            read_metadata=Lazy(module, "read_metadata"),
+            input_shape=Lazy(module, "input_shape"),
+            check=Lazy.named(check),
+            profile=None if profile is None else Lazy.named(profile),
+            **{name: Lazy(module, name) for name in has},
             **fields,
         )
+
+    def functions(self) -> dict[str, Callable]:
+        """Every function the declaration names (a test resolves each one)."""
+        names = ("export", "runner", "session", "read_metadata", "input_shape", "check", "profile")
+        names += ("platform_limit", "static_parity", "plain")
+        return {n: getattr(self, n) for n in names if isinstance(getattr(self, n), Lazy)}
 
     def missing(self, modules: tuple[str, ...]) -> str | None:
         for module in modules:
@@ -164,6 +153,8 @@ class ExportFormat:
 
     def random_input(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         """A fixed-seed input of the file's own shape; ``size`` fills dynamic height and width."""
+        import numpy as np
+
         shape = self.input_shape(path)
         if size is not None:
             spatial = (2, 3) if self.layout == "NCHW" else (1, 2)

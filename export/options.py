@@ -13,8 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from export.shuffle_forms import DEPTH_TO_SPACE, SHUFFLES
 from toolkit.errors import PcarnError
+
+# the pixel-shuffle forms (``export/shuffle_forms.py`` builds them)
+DEPTH_TO_SPACE, CONV_TRANSPOSE = "depth-to-space", "conv-transpose"
+SHUFFLES = (DEPTH_TO_SPACE, CONV_TRANSPOSE)
 
 
 @dataclass(frozen=True)
@@ -99,3 +102,13 @@ def refuse_unaccepted(formats: Iterable, values: dict[str, Any]) -> dict[str, An
                     f"{fmt.name} does not take {OPTIONS[name].flag}; leave it out or pick formats that do"
                 )
     return options
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"input size must look like HxW (e.g. 180x320), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"input size must be positive, got {text!r}")
+    return h, w

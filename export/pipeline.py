@@ -21,7 +21,8 @@ from export.common import DeployHead, default_input_size, export_metadata, nativ
 from export.exit_at_lr import ExitAtLR
 from export.formats import FORMATS, PRECISIONS, get_format
 from export.graph import GRAPH_OPTIONS, GraphForm
-from export.interface import ExportFormat, ExportJob
+from export.interface import ExportFormat
+from export.job import ExportJob
 from export.options import refuse_unaccepted
 from export.parity import runtime_parity
 from export.quant_cost import quantization_cost

@@ -22,9 +22,6 @@ from torch import nn
 from export.common import DeployHead
 from export.exit_at_lr import StagedHead
 
-DEPTH_TO_SPACE, CONV_TRANSPOSE = "depth-to-space", "conv-transpose"
-SHUFFLES = (DEPTH_TO_SPACE, CONV_TRANSPOSE)
-
 
 def one_hot_weight(channels: int, r: int) -> torch.Tensor:
     """ConvTranspose weight (C r^2, 1, r, r) that equals ``pixel_shuffle(x, r)`` with groups=C."""

@@ -18,7 +18,8 @@ from export.file_model import FileModel
 from export.formats import find_format
 from models import PCARN
 from toolkit.images import DecodedImage, compose, decode, read_image, to_uint8, upscale_alpha
-from toolkit.inference import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_rgb
+from toolkit.inference import upscale_rgb
+from toolkit.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 from toolkit.weights.loading import check_variant, load_any, load_model
 
 

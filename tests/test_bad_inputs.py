@@ -231,6 +231,22 @@ def _fresh_python(code: str, tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
 
 
+def test_help_and_argument_errors_do_not_import_torch(tmp_path):
+    """What makes ``pcarn --help`` slow is torch's import (a second on a laptop); the parser and every
+    command's help and usage errors must not need it."""
+    commands = ["info", "models", "upscale", "train", "eval", "ship", "blend", "export", "bench", "deploy"]
+    commands += ["profile", "import", "fetch"]
+    code = (
+        "import sys\nfrom pcarn.cli.main import main\n"
+        f"runs = [['--help'], ['--version'], ['upscale'], ['export', '--bogus']]\n"
+        f"for argv in runs + [[c, '--help'] for c in {commands}]:\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    result = _fresh_python(code, tmp_path)
+    assert result.stderr.strip().splitlines()[-1] == "NO-TORCH", result.stderr[-2000:]
+
+
 def test_a_command_leaves_nothing_in_the_temporary_folder(folder, tmp_path):
     """ONNX Runtime writes ``.ses`` into $TMPDIR and torch its inductor cache; each command runs
     with a scratch folder of its own that goes when it ends, success or failure."""

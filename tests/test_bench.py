@@ -194,7 +194,7 @@ def test_case_server_reports_a_timeout_and_serves_the_next_case(tmp_path, monkey
 
 def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypatch):
     """What is benchmarked is what ships: the harness's file is byte for byte the exporter's."""
-    from benchmarks import runtimes
+    from benchmarks import prepare
     from export.formats import FORMATS
     from export.pipeline import export_all
     from toolkit.weights.loading import load_any
@@ -213,18 +213,18 @@ def test_bench_and_profile_time_the_files_pcarn_export_writes(tmp_path, monkeypa
     )
     for entry in shipped["files"]:
         fmt = FORMATS[entry["format"]]
-        timed = runtimes.model_file(
+        timed = prepare.model_file(
             loaded.model, fmt, 2, (12, 16), tmp_path / fmt.name, provenance=loaded.provenance
         )
         assert timed.read_bytes() == (tmp_path / "exported" / entry["path"]).read_bytes()
         # The comparison can fail: another provenance in the metadata alone changes the bytes.
-        other = runtimes.model_file(loaded.model, fmt, 2, (12, 16), tmp_path / "other", provenance={})
+        other = prepare.model_file(loaded.model, fmt, 2, (12, 16), tmp_path / "other", provenance={})
         assert other.read_bytes() != timed.read_bytes()
     # ...and `pcarn bench` / `pcarn profile` reach their files through that same exporter call.
     calls = []
-    real = runtimes.export_file
-    monkeypatch.setattr(runtimes, "export_file", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
-    runtimes.prepare("onnx", loaded.model, 2, (12, 16), threads=1, workdir=tmp_path / "timed")()
+    real = prepare.export_file
+    monkeypatch.setattr(prepare, "export_file", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    prepare.prepare("onnx", loaded.model, 2, (12, 16), threads=1, workdir=tmp_path / "timed")()
     (_, fmt, scale, precision, _), options = calls[0]
     assert (fmt.name, scale, precision, options["input_size"]) == ("onnx", 2, "fp32", (12, 16))
 

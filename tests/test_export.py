@@ -281,3 +281,13 @@ def test_coreml_image_input_option(tmp_path):
     assert manifest["all_passed"]
     spec = ct.models.MLModel(str(tmp_path / "pcarn-test_x2_fp32.mlpackage"), skip_model_load=True).get_spec()
     assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
+
+
+def test_every_function_a_format_declares_exists():
+    """The table names its functions without importing them (the CLI's help stays free of torch);
+    each name must resolve to a callable of that module."""
+    for fmt in FORMATS.values():
+        functions = fmt.functions()
+        assert {"export", "runner", "session", "read_metadata", "input_shape", "check"} <= set(functions)
+        for name, lazy in functions.items():
+            assert callable(lazy.resolve()), f"{fmt.name}.{name} -> {lazy.module}:{lazy.attribute}"

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from conftest import deterministic_weights
 
-from export.common import DeployHead, default_input_size, parse_size
+from export.common import DeployHead, default_input_size
+from export.options import parse_size
 from export.tflite.d2s import NativeShuffleHead, _reference_depth_to_space, crd_to_dcr_permutation
 from models import build_model
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models import build_model
-from toolkit.inference import receptive_radius, tile_grid, upscale_rgb
+from toolkit.inference import receptive_radius, upscale_rgb
+from toolkit.tiling import tile_grid
 
 
 def test_tile_grid_covers_every_pixel_once():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.op_profile import format_profile, profile
-from benchmarks.runtimes import model_file
+from benchmarks.prepare import model_file
 from export.formats import FORMATS
 from export.tflite.file import TFLiteFile
 from models.multadds import multadds_for_lr_size

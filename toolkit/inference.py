@@ -7,7 +7,7 @@ what it would see in one full pass, so tiling changes nothing beyond float round
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,9 +16,7 @@ from tqdm import tqdm
 from models import PCARN
 from toolkit.errors import PcarnError
 from toolkit.images import to_uint8
-
-DEFAULT_TILE = 256
-DEFAULT_OVERLAP = 24
+from toolkit.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, tile_grid
 
 
 def receptive_radius(model: PCARN, scale: int) -> float:
@@ -30,13 +28,6 @@ def receptive_radius(model: PCARN, scale: int) -> float:
         radius += 1.0 / resolution  # the head conv runs before its pixel shuffle
         resolution *= r
     return radius + 1.0 / resolution  # exit conv at HR
-
-
-def tile_grid(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
-    """Cover the image with ``tile``-sized (y0, y1, x0, x1) rectangles, last ones clipped."""
-    for y0 in range(0, height, tile):
-        for x0 in range(0, width, tile):
-            yield y0, min(y0 + tile, height), x0, min(x0 + tile, width)
 
 
 def _run(model: PCARN, lr: np.ndarray, scale: int, device: torch.device) -> np.ndarray:

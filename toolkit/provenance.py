@@ -1,12 +1,12 @@
-"""Where a file came from: toolkit version, git commit, torch version, date."""
+"""Where a file came from: toolkit version, git commit, torch version, date, content hash."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import os
 import subprocess
 from pathlib import Path
-
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,17 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def provenance() -> dict:
+    import torch  # here, not at import: the CLI's parser reads this module's version
+
     return {
         "toolkit_version": toolkit_version(),
         "git_commit": git_commit(),

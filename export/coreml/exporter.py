@@ -17,12 +17,8 @@ import torch
 from export.common import DeployHead
 from export.coreml.int8 import quantized_head
 from export.coreml.parity import coreml_static_parity
-from export.interface import ExportJob
+from export.job import ExportJob
 from export.optional import require
-
-NAME = "coreml"
-SUFFIX = ".mlpackage"
-LAYOUT = "NCHW"
 
 
 def export(job: ExportJob, image_input: bool = False) -> Path:

@@ -1,17 +1,18 @@
 """ExecuTorch: one .pte per head lowered whole to XNNPACK, read back with the wheel's deserializer."""
 
-from export.executorch import exporter
-from export.executorch.checks import check_executorch
 from export.interface import ExportFormat
 
-FORMAT = ExportFormat.from_module(
-    exporter,
+FORMAT = ExportFormat.declare(
+    "export.executorch.exporter",
+    check="export.executorch.checks:check_executorch",
+    name="executorch",
+    suffix=".pte",
+    layout="NCHW",
     extra="executorch",
     export_modules=("executorch", "torchao"),
     runtime_module="executorch",
     options=("exit_at_lr",),
     precisions=("fp32",),
-    check=check_executorch,
 )
 
 __all__ = ["FORMAT"]

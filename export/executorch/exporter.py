@@ -19,12 +19,8 @@ import numpy as np
 import torch
 
 from export.executorch.file import FORWARD, PTEFile
-from export.interface import ExportJob
+from export.job import ExportJob
 from export.optional import require
-
-NAME = "executorch"
-SUFFIX = ".pte"
-LAYOUT = "NCHW"
 
 
 def export(job: ExportJob) -> Path:

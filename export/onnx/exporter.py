@@ -15,13 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.interface import ExportJob
+from export.job import ExportJob
 from export.onnx.int8 import quantize_onnx
 from export.optional import require
 
-NAME = "onnx"
-SUFFIX = ".onnx"
-LAYOUT = "NCHW"
 OPSET = 17
 
 

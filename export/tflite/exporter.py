@@ -18,15 +18,11 @@ import numpy as np
 import torch
 
 from export.common import NHWC
-from export.interface import ExportJob
+from export.job import ExportJob
 from export.optional import require
 from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
 from export.tflite.int8 import quantize_tflite
-
-NAME = "tflite"
-SUFFIX = ".tflite"
-LAYOUT = "NHWC"
 
 
 def export(job: ExportJob) -> Path:

@@ -7,13 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.bench import run_bench
-from benchmarks.report import table, write_report
 from benchmarks.runtimes import RUNTIMES, runnable
-from export.common import check_input_size
 from export.formats import PRECISIONS
 from export.options import OPTIONS, add_option_flags
-from models import PCARN, PRESETS
 from pcarn.cli.export import accepted_by
 from pcarn.cli.flags import (
     at_least,
@@ -69,6 +65,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmarks.bench import run_bench
+    from benchmarks.report import table, write_report
+    from export.common import check_input_size
+    from models import PCARN, PRESETS
+
     size = input_size(args.input_size)
     files = [Path(f) for f in args.files]
     missing = [f for f in files if not f.exists()]

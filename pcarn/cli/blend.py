@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 
 from toolkit.errors import PcarnError
-from toolkit.weights.blend import blend_models
-from toolkit.weights.checkpoint import save_checkpoint
-from toolkit.weights.loading import load_any
 
 
 def add_parser(sub) -> None:
@@ -23,6 +20,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.weights.blend import blend_models
+    from toolkit.weights.checkpoint import save_checkpoint
+    from toolkit.weights.loading import load_any
+
     if not args.out.endswith(".safetensors"):
         raise PcarnError(f"--out must end in .safetensors, got {args.out}")
     a, b = load_any(args.model_a, quiet=True), load_any(args.model_b, quiet=True)

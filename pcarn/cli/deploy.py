@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pcarn.cli.deployment import deploy, render_report
 from pcarn.cli.flags import calib_option, scales_type, timing_options
 from toolkit.errors import PcarnError
-from toolkit.weights.loading import is_loadable
 from toolkit.weights.registry import DEPLOY_DEFAULT, SHIPPED_NAMES, known_names
 
 
@@ -29,6 +27,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pcarn.cli.deployment import deploy, render_report
+    from toolkit.weights.loading import is_loadable
+
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if not is_loadable(m)]
     if unknown or not models:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pcarn.api import open_model
 from pcarn.cli.flags import emit_json, json_option, scales_type
-from toolkit.metrics.evaluate import evaluate, validation_images
 
 
 def add_parser(sub) -> None:
@@ -25,6 +23,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pcarn.api import open_model
+    from toolkit.metrics.evaluate import evaluate, validation_images
+
     opened = open_model(args.model, args.scales or (), quiet=args.json == "-")
     scales = args.scales or opened.scales  # default: every head the model has
     images = validation_images(args.data)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.common import check_input_size
 from export.formats import FORMATS, PRECISIONS
 from export.options import OPTIONS, add_option_flags
-from export.pipeline import export_all
-from models import PCARN
-from pcarn.api import open_model
 from pcarn.cli.flags import calib_option, emit_json, input_size, json_option, scales_type
-from toolkit.calibration import DEFAULT_SAMPLES
 from toolkit.errors import check_names
 
 
@@ -34,7 +29,8 @@ def add_parser(sub) -> None:
     ex.add_argument(
         "--calib-samples",
         type=int,
-        help=f"int8: how many seeded crops to calibrate on (default {DEFAULT_SAMPLES})",
+        help="int8: how many seeded crops to calibrate on (default: toolkit.calibration's; the manifest "
+        "records it)",
     )
     ex.add_argument("--out", required=True)
     json_option(ex)
@@ -47,6 +43,12 @@ def accepted_by() -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from export.common import check_input_size
+    from export.pipeline import export_all
+    from models import PCARN
+    from pcarn.api import open_model
+    from toolkit.calibration import DEFAULT_SAMPLES
+
     formats = check_names(args.formats.split(","), FORMATS, "format")
     precisions = (
         None if args.precision is None else check_names(args.precision.split(","), PRECISIONS, "precision")

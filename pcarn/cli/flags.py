@@ -9,7 +9,7 @@ import re
 import shlex
 import sys
 
-from export.common import parse_size
+from export.options import parse_size
 from toolkit.atomic import atomic_path
 from toolkit.errors import PcarnError
 

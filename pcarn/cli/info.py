@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from models import PRESETS, build_model, count_parameters, head_parameters
-from models.multadds import multadds_720p
 from pcarn.cli.flags import emit_json, json_option
 from toolkit.errors import PcarnError
 
@@ -18,6 +16,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models import PRESETS, build_model, count_parameters, head_parameters
+    from models.multadds import multadds_720p
+
     if args.variant not in PRESETS:
         raise PcarnError(f"unknown variant {args.variant!r}; choose from {', '.join(PRESETS)}")
     model = build_model(args.variant)

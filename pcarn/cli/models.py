@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from pcarn.cli.flags import emit_json, json_option
-from toolkit.weights.checkpoint import read_metadata
 from toolkit.weights.registry import MODELS, ModelEntry, local_copy
 
 
@@ -18,6 +17,8 @@ def add_parser(sub) -> None:
 
 def describe(entry: ModelEntry) -> dict:
     """One registry entry as ``pcarn models`` reports it."""
+    from toolkit.weights.checkpoint import read_metadata
+
     where = local_copy(entry)
     row = {
         "name": entry.name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cards.shipping import refresh, ship
 from toolkit.errors import PcarnError
 from toolkit.weights.registry import SHIPPED_NAMES
 
@@ -24,6 +23,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.cards.shipping import refresh, ship
+
     if args.refresh and args.run:
         raise PcarnError("pcarn ship takes a run folder or --refresh (the shipped checkpoint), not both")
     if not args.refresh and not args.run:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from pcarn.cli.flags import at_least, command_line, scales_type
-from toolkit.training.trainer import TrainOptions, train
 
 
 def add_parser(sub) -> None:
@@ -70,6 +69,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.training.trainer import TrainOptions, train
+
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "quiet")}
     last = train(TrainOptions(**options, progress=not args.quiet, command=command_line()))
     print(f"finished: {last}")

@@ -6,12 +6,12 @@ import argparse
 import os
 import time
 
-from pcarn.api import is_exported_file, open_model, upscale_decoded
+from export.formats import find_format
 from pcarn.cli.flags import at_least, scale_type
 from toolkit.atomic import check_output_folder
 from toolkit.errors import PcarnError
 from toolkit.images import output_format, read_image, write_image
-from toolkit.inference import DEFAULT_OVERLAP, DEFAULT_TILE
+from toolkit.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 
 def add_parser(sub) -> None:
@@ -43,12 +43,14 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pcarn.api import open_model, upscale_decoded
+
     output_format(args.output)  # fail on a bad destination before any heavy work
     check_output_folder(args.output)
     if not args.force and _same_file(args.input, args.output):
         raise PcarnError(f"the output {args.output} is the input; pick another name or pass --force")
     tiling = {"tile": args.tile, "tile_overlap": args.tile_overlap}
-    if is_exported_file(args.model) and any(v is not None for v in tiling.values()):
+    if find_format(args.model) is not None and any(v is not None for v in tiling.values()):
         given = " and ".join(f"--{k.replace('_', '-')}" for k, v in tiling.items() if v is not None)
         raise PcarnError(f"{given} apply to checkpoints; an exported file runs in windows of its input size")
     decoded = read_image(args.input)

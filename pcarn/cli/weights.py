@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.weights.authors import load_authors_checkpoint
-from toolkit.weights.checkpoint import save_checkpoint
-from toolkit.weights.registry import fetch_official
-
 
 def add_parsers(sub) -> None:
     imp = sub.add_parser("import", help="convert an authors' .pth into our .safetensors format")
@@ -20,6 +16,9 @@ def add_parsers(sub) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from toolkit.weights.authors import load_authors_checkpoint
+    from toolkit.weights.checkpoint import save_checkpoint
+
     model, source = load_authors_checkpoint(args.source)
     metadata = save_checkpoint(model, args.output, source=source)
     print(f"{args.source} ({source['variant']}, {metadata['params']:,} parameters) -> {args.output}")
@@ -27,5 +26,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from toolkit.weights.registry import fetch_official
+
     print(fetch_official(args.name))
     return 0

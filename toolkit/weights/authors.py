@@ -6,7 +6,6 @@ our layout, the variant is read off the keys, and tied units are checked to real
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -17,6 +16,7 @@ import torch
 
 from models import PCARN, PRESETS, count_parameters
 from toolkit.errors import PcarnError
+from toolkit.provenance import sha256_of
 from toolkit.weights.checkpoint import load_state_into
 
 _UNIT_KEY = re.compile(r"^b(\d+)\.b(\d+)\.(.+)$")
@@ -94,14 +94,6 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> tuple[str, dict[str, t
         else:
             raise PcarnError(f"unexpected key {key!r} in a {variant} checkpoint")
     return variant, out
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_authors_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:

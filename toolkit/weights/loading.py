@@ -15,7 +15,8 @@ from pathlib import Path
 from models import PCARN, variant_of
 from toolkit.errors import PcarnError
 from toolkit.inference import receptive_radius
-from toolkit.weights.authors import load_authors_checkpoint, sha256_of
+from toolkit.provenance import sha256_of
+from toolkit.weights.authors import load_authors_checkpoint
 from toolkit.weights.checkpoint import load_checkpoint, read_metadata
 from toolkit.weights.registry import MODELS, fetch_official, known_names, resolve, shipped_path
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from toolkit.atomic import atomic_path
 from toolkit.errors import PcarnError
-from toolkit.provenance import REPO_ROOT
-from toolkit.weights.authors import sha256_of
+from toolkit.provenance import REPO_ROOT, sha256_of
 
 PCARN_BASE = "https://github.com/nmhkahn/PCARN-pytorch/raw/master/checkpoints"
 CARN_BASE = "https://github.com/nmhkahn/CARN-pytorch/raw/master/checkpoint"

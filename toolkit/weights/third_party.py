@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from toolkit.atomic import atomic_path
 from toolkit.errors import PcarnError
-from toolkit.weights.authors import sha256_of
+from toolkit.provenance import sha256_of
 from toolkit.weights.registry import cache_dir
 from toolkit.weights.safe_pickle import flatten, load_numpy_pickle
 
