@@ -128,6 +128,14 @@ REFUSED = [
     (["train", "--data", "photos", "--out", "run", "--stage", "gan"], 1, "pass --init"),
     (["train", "--data", "junk", "--out", "run", "--variant", "pcarn-test"], 1, "junk/a.png"),
     (["ship", "--name", "pcarn-m"], 1, "a training run folder"),
+    # the second sweep
+    (["export", "--model", "UP.ONNX", "--out", "out"], 1, "UP.ONNX is an exported file"),
+    ([*EXPORT, "--formats", "onnx", "--precision", "int8", "--calib", "photo.png"], 1, "photo.png is a file"),
+    (["bench", "files/pcarn-test_x2_fp32.onnx", "--report", "photo.png"], 1, "photo.png is a file"),
+    (["deploy", "--models", "tiny.safetensors", "--out", "photo.png"], 1, "photo.png is a file"),
+    (["deploy", "--models", ","], 1, "--models is empty"),
+    (["train", "--data", "photos", "--out", "run", "--device", "tpu"], 1, "--device must be auto, cpu"),
+    (["train", "--data", "photos", "--out", "run", "--init", "none.safetensors"], 1, "not found"),
 ]
 
 

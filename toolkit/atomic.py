@@ -26,6 +26,17 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a folder to write into (made if missing): not an existing file, nor under one."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise PcarnError(f"{place} is a file; give a folder for the output")
+            break
+    return path
+
+
 @contextlib.contextmanager
 def removed_on_failure(folder: str | os.PathLike) -> Iterator[Path]:
     """Run a block that writes into ``folder``; if it raises, whatever the block added to the folder

@@ -42,6 +42,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Every image below ``folder`` (recursive), sorted for reproducibility."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PcarnError(f"{folder} is a file; give a folder of photos")
     if not folder.is_dir():
         raise PcarnError(f"data folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

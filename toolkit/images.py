@@ -49,6 +49,8 @@ def _open(path: Path) -> tuple[Image.Image, Image.Image | None]:
         raise PcarnError(f"input file not found: {path}")
     if path.is_dir():
         raise PcarnError(f"input is a folder, not an image: {path}")
+    if path.stat().st_size == 0:
+        raise PcarnError(f"input file is empty (0 bytes): {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

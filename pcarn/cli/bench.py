@@ -20,6 +20,7 @@ from pcarn.cli.flags import (
     json_option,
     scales_type,
 )
+from toolkit.atomic import check_output_dir
 from toolkit.errors import PcarnError, check_names
 
 
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from models import PCARN, PRESETS
 
     size = input_size(args.input_size)
+    if args.report:
+        check_output_dir(args.report)
     files = [Path(f) for f in args.files]
     missing = [f for f in files if not f.exists()]
     if missing:

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from pcarn.cli.flags import calib_option, scales_type, timing_options
+from toolkit.atomic import check_output_dir
 from toolkit.errors import PcarnError
 from toolkit.weights.registry import DEPLOY_DEFAULT, SHIPPED_NAMES, known_names
 
@@ -30,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from pcarn.cli.deployment import deploy, render_report
     from toolkit.weights.loading import is_loadable
 
+    check_output_dir(args.out)
     models = [m for m in args.models.split(",") if m]
+    if not models:
+        raise PcarnError("--models is empty; give names or checkpoint files, comma-separated")
     unknown = [m for m in models if not is_loadable(m)]
-    if unknown or not models:
+    if unknown:
         raise PcarnError(
-            f"unknown model {unknown[0] if unknown else ''!r} for --models; give checkpoint files or names "
+            f"unknown model {unknown[0]!r} for --models; give checkpoint files or names "
             f"from {', '.join(known_names())}"
         )
     summary = deploy(

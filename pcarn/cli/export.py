@@ -8,7 +8,7 @@ from pathlib import Path
 from export.formats import FORMATS, PRECISIONS
 from export.options import OPTIONS, add_option_flags
 from pcarn.cli.flags import calib_option, emit_json, input_size, json_option, scales_type
-from toolkit.errors import check_names
+from toolkit.errors import PcarnError, check_names
 
 
 def add_parser(sub) -> None:
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     )
     size = input_size(args.input_size)
     opened = open_model(args.model, quiet=args.json == "-")
-    if size is not None and isinstance(opened.model, PCARN):
+    if not isinstance(opened.model, PCARN):
+        raise PcarnError(f"{args.model} is an exported file; pcarn export takes a model name or a checkpoint")
+    if size is not None:
         check_input_size(opened.model, list(args.scales), size, windows=True)
     manifest = export_all(
         opened.model,

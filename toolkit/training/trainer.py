@@ -142,7 +142,10 @@ def _device(option: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if option.startswith("cuda") and not torch.cuda.is_available():
         raise PcarnError("--device cuda requested but no CUDA device is available")
-    return torch.device(option)
+    try:
+        return torch.device(option)
+    except RuntimeError:
+        raise PcarnError(f"--device must be auto, cpu, cuda or cuda:N, got {option!r}") from None
 
 
 def native_bf16_cpu() -> bool:
@@ -225,6 +228,7 @@ class Trainer:
         if opts.stage == "gan":
             self.vgg = (vgg or load_perceptual(opts.perceptual, opts.vgg_weights)).to(self.device)
         self.val_images = validation_images(opts.val) if opts.val and self.dist.main else None
+        self.model, self.init_record = _initial_model(opts)  # a bad --init fails before the cache
         pairs = discover(opts.data, opts.scales)
         # Rank 0 decodes the cache; the other ranks wait for it, then map the same files.
         if not self.dist.main:
@@ -242,7 +246,6 @@ class Trainer:
             distributed.barrier(self.dist)
         self.batches = StepBatches(cache, opts.batch, opts.seed, rank=self.dist.rank)
 
-        self.model, self.init_record = _initial_model(opts)
         self.channels_last = self.device.type == "cpu"
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=fmt)
