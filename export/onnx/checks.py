@@ -39,7 +39,7 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
     report.add(
         "pixel_shuffle",
         len(d2s) + len(one_hot) == exp.upsample_stages
-        and modes <= {"CRD"}
+        and modes <= {"DCR"}
         and max_rank <= 4
         and not other_transposed,
         f"{len(d2s)} DepthToSpace (mode {', '.join(sorted(modes)) or '-'}) and {len(one_hot)} one-hot "
@@ -106,7 +106,7 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
         f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations "
         f"(expected {exp.convs})",
     )
-    quantization = {"QuantizeLinear", "DequantizeLinear", "Constant"}
+    quantization = {"QuantizeLinear", "DequantizeLinear", "Constant", "Shape"}  # Shape reads no data
     floating = []
     for n in nodes:
         if n.op_type in quantization:

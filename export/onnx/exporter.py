@@ -1,5 +1,6 @@
-"""ONNX export: opset 17, simplified with onnxsim, pixel shuffle as one DepthToSpace (CRD) per stage
-(or, with ``shuffle="conv-transpose"``, one one-hot ConvTranspose per stage).
+"""ONNX export: opset 17, simplified with onnxsim, pixel shuffle as one DepthToSpace per stage in DCR
+mode, the one mobile execution providers run (``export/onnx/dcr.py``), or, with
+``shuffle="conv-transpose"``, one one-hot ConvTranspose per stage.
 
 fp16 files store float16 weights behind a Cast, so inputs and outputs stay float32 and every runtime
 can run them; the Cast is folded when the session loads.
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from export.job import ExportJob
+from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
 from export.optional import require
 
@@ -63,7 +65,7 @@ def simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic:
             dynamo=False,
             do_constant_folding=True,
         )
-    model = onnx.load_from_string(buffer.getvalue())
+    model = to_dcr(onnx.load_from_string(buffer.getvalue()))
     simplified, ok = onnxsim.simplify(model)
     return (simplified if ok else model).SerializeToString()
 
