@@ -80,15 +80,24 @@ class ExportFormat:
     # plain(net, path, nchw_shape): a plain fp32 conversion of any NCHW module (models that do not
     # ship, timed beside ours); None: this format converts only PCARN heads
     plain: Callable[[nn.Module, Path, tuple[int, ...]], None] | None = None
+    # accelerators(path, precision) -> {target: export.accelerators.Verdict}; None: not reported
+    accelerators: Callable[[Path, str], dict] | None = None
 
     @classmethod
     def declare(
-        cls, module: str, *, has: tuple[str, ...] = (), check: str, profile: str | None = None, **fields
+        cls,
+        module: str,
+        *,
+        has: tuple[str, ...] = (),
+        check: str,
+        profile: str | None = None,
+        accelerators: str | None = None,
+        **fields,
     ):
         """A format whose exporter module ``module`` defines ``export``, ``runner``, ``timed_session``,
         ``read_metadata``, ``input_shape`` and those of ``platform_limit``, ``static_parity`` and
-        ``plain`` that ``has`` names; ``check`` and ``profile`` are ``"module:function"``; ``fields``
-        give the rest. Nothing is imported here."""
+        ``plain`` that ``has`` names; ``check``, ``profile`` and ``accelerators`` are
+        ``"module:function"``; ``fields`` give the rest. Nothing is imported here."""
         unknown = set(has) - {"platform_limit", "static_parity", "plain"}
         if unknown:
             raise ValueError(f"unknown optional exporter functions {sorted(unknown)}")
@@ -100,6 +109,7 @@ class ExportFormat:
             input_shape=Lazy(module, "input_shape"),
             check=Lazy.named(check),
             profile=None if profile is None else Lazy.named(profile),
+            accelerators=None if accelerators is None else Lazy.named(accelerators),
             **{name: Lazy(module, name) for name in has},
             **fields,
         )
@@ -107,7 +117,7 @@ class ExportFormat:
     def functions(self) -> dict[str, Callable]:
         """Every function the declaration names (a test resolves each one)."""
         names = ("export", "runner", "session", "read_metadata", "input_shape", "check", "profile")
-        names += ("platform_limit", "static_parity", "plain")
+        names += ("platform_limit", "static_parity", "plain", "accelerators")
         return {n: getattr(self, n) for n in names if isinstance(getattr(self, n), Lazy)}
 
     def missing(self, modules: tuple[str, ...]) -> str | None:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from export.accelerators import TARGETS, not_checked
+from export.accelerators import sources as accelerator_sources
+from export.accelerators import table as accelerator_table
 from export.checks import expectation
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.exit_at_lr import ExitAtLR
@@ -242,8 +245,23 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
             )
     entry["parity"] = parity
     entry["parity_seconds"] = round(time.perf_counter() - started, 2)
+    entry["accelerators"] = _accelerators(fmt, path, precision)
     entry["passed"] = graph.passed and parity["passed"]
     return entry
+
+
+def _accelerators(fmt: ExportFormat, path: Path, precision: str) -> dict | None:
+    """The file's verdict per phone accelerator (``export/accelerators.py``); an analysis that
+    breaks is reported as not checked, with why, rather than failing the file."""
+    if fmt.accelerators is None:
+        return None
+    try:
+        with native_output_captured():
+            verdicts = fmt.accelerators(path, precision)
+    except Exception as exc:  # noqa: BLE001 - the report says what went wrong
+        reason = f"the analysis failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        return {target: not_checked(reason).as_dict() for target in TARGETS}
+    return {target: verdict.as_dict() for target, verdict in verdicts.items()}
 
 
 def _size(path: Path) -> int:
@@ -285,6 +303,10 @@ def render_report(manifest: dict) -> str:
             f"{mark[parity['passed']]}{'' if parity['ran'] else ' (static)'} | "
             f"{'pass' if e['passed'] else 'FAIL'} |"
         )
+    ok = [e for e in manifest["files"] if e["status"] == "ok"]
+    if any(e.get("accelerators") for e in ok):
+        rules = "Rules from: " + "; ".join(accelerator_sources(ok)) + "."
+        lines += ["", "## Accelerators", "", accelerator_table(ok), "", rules]
     lines += ["", "## Details", ""]
     for e in manifest["files"]:
         if e["status"] != "ok":

@@ -291,3 +291,40 @@ def test_every_function_a_format_declares_exists():
         assert {"export", "runner", "session", "read_metadata", "input_shape", "check"} <= set(functions)
         for name, lazy in functions.items():
             assert callable(lazy.resolve()), f"{fmt.name}.{name} -> {lazy.module}:{lazy.attribute}"
+
+
+def test_every_file_says_which_phone_accelerator_it_can_run_on(tiny_manifest):
+    out, manifest = tiny_manifest
+    verdicts = {e["path"]: e["accelerators"] for e in manifest["files"]}
+    for path, targets in verdicts.items():
+        assert set(targets) == {"cpu", "mobile_gpu", "npu", "neural_engine"}, path
+        assert all(v["status"] in ("full", "partial", "none", "not checked", "n/a") for v in targets.values())
+    onnx = verdicts["pcarn-test_x4_fp32.onnx"]
+    assert onnx["npu"]["status"] == "full" and "NNAPI" in onnx["npu"]["detail"]  # DCR, rank 4, one partition
+    assert onnx["neural_engine"]["status"] == "full"
+    assert verdicts["pcarn-test_x4_fp16.tflite"]["mobile_gpu"]["status"] == "full"
+    assert verdicts["pcarn-test_x4_fp32.mlpackage"]["neural_engine"]["status"] == "none"  # fp32 compute
+    assert verdicts["pcarn-test_x4_fp16.mlpackage"]["neural_engine"]["status"] == "full"
+    report = (out / "report.md").read_text()
+    assert "## Accelerators" in report and "| pcarn-test_x4_fp16.tflite | full | full |" in report
+
+
+def test_a_crd_shuffle_or_a_rank_6_tensor_is_called_off_the_accelerator(tmp_path, monkeypatch):
+    """The rules can fail: PyTorch's own CRD DepthToSpace is not NNAPI's, and the GPU delegate takes
+    no tensor above rank 4."""
+    import onnx
+
+    import export.onnx.exporter as onnx_exporter
+    from export.common import DeployHead
+    from export.onnx.accelerators import onnx_accelerators
+    from export.tflite.accelerators import _gpu
+
+    monkeypatch.setattr(onnx_exporter, "to_dcr", lambda model: model)  # the graph as torch writes it
+    head = DeployHead(deterministic_weights(build_model("pcarn-test")), 2)
+    path = tmp_path / "crd.onnx"
+    path.write_bytes(onnx_exporter.simplified_fp32(head, (24, 32), False))
+    assert any(n.op_type == "DepthToSpace" for n in onnx.load(str(path)).graph.node)
+    npu = onnx_accelerators(path, "fp32")["npu"]
+    assert npu.status == "partial" and "DepthToSpace(CRD)" in npu.unsupported
+    gpu = _gpu(["CONV_2D", "RESHAPE", "TRANSPOSE", "RESHAPE"], max_rank=6)
+    assert gpu.status == "partial" and "rank-6 tensors" in gpu.unsupported

@@ -6,6 +6,7 @@ FORMAT = ExportFormat.declare(
     "export.coreml.exporter",
     has=("platform_limit", "static_parity"),
     check="export.coreml.checks:check_coreml",
+    accelerators="export.coreml.accelerators:coreml_accelerators",
     name="coreml",
     suffix=".mlpackage",
     layout="NCHW",

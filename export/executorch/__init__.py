@@ -5,6 +5,7 @@ from export.interface import ExportFormat
 FORMAT = ExportFormat.declare(
     "export.executorch.exporter",
     check="export.executorch.checks:check_executorch",
+    accelerators="export.executorch.accelerators:executorch_accelerators",
     name="executorch",
     suffix=".pte",
     layout="NCHW",

@@ -6,6 +6,7 @@ FORMAT = ExportFormat.declare(
     "export.onnx.exporter",
     has=("plain",),
     check="export.onnx.checks:check_onnx",
+    accelerators="export.onnx.accelerators:onnx_accelerators",
     profile="export.onnx.profile:onnx_profile",
     name="onnx",
     suffix=".onnx",

@@ -6,6 +6,7 @@ FORMAT = ExportFormat.declare(
     "export.tflite.exporter",
     has=("plain",),
     check="export.tflite.checks:check_tflite",
+    accelerators="export.tflite.accelerators:tflite_accelerators",
     profile="export.tflite.profile:tflite_profile",
     name="tflite",
     suffix=".tflite",

@@ -16,6 +16,8 @@ import torch
 
 from benchmarks.bench import DEFAULT_CEILING, Ceiling, run_bench
 from benchmarks.report import plot, table
+from export.accelerators import sources as accelerator_sources
+from export.accelerators import table as accelerator_table
 from export.formats import FORMATS
 from export.pipeline import export_all
 from toolkit.errors import PcarnError
@@ -137,6 +139,10 @@ def render_report(summary: dict) -> str:
         "![latency vs MultAdds](latency_vs_multadds.png)",
         "",
     ]
+    rows = [row for m in summary["models"].values() for row in m.get("accelerators", [])]
+    if rows:
+        lines += ["## Which phone accelerator each file can run on", "", accelerator_table(rows), ""]
+        lines += ["Rules from: " + "; ".join(accelerator_sources(rows)) + ".", ""]
     return "\n".join(lines)
 
 
@@ -226,6 +232,12 @@ def _model_summary(manifest: dict, note: str | None, folder: str) -> dict:
         "calibration": manifest.get("calibration"),
         "note": note,
         "folder": folder,
+        # each file's verdict per phone accelerator, for the report's table
+        "accelerators": [
+            {"path": f"{folder}/{e['path']}", "accelerators": e["accelerators"]}
+            for e in manifest["files"]
+            if e.get("accelerators")
+        ],
         # where the time went, per format (export, checks, parity), for the deploy report
         "seconds": {
             fmt: round(
