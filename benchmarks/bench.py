@@ -35,8 +35,6 @@ from models.multadds import HD_720P
 from toolkit.errors import PcarnError, check_names
 from toolkit.targets import targets
 
-DEFAULT_RUNTIMES = RUNTIMES
-
 
 def cpu_name() -> str:
     try:
@@ -467,4 +465,4 @@ def _hd_correction(row: dict) -> float:
     return (HD_720P[0] * HD_720P[1] / (s * s)) / (h * w)
 
 
-__all__ = ["run_bench", "claims", "PEERS", "DEFAULT_RUNTIMES"]
+__all__ = ["run_bench", "claims", "PEERS"]

@@ -3,10 +3,11 @@ format of ``export.formats``. Kept free of heavy imports: the CLI builds its cho
 
 from __future__ import annotations
 
-from export.formats import FORMATS
+from export.formats import DEFAULT_FORMATS, FORMATS
 
 TORCH_RUNTIMES = ("torch", "torch-cl")
 RUNTIMES = (*TORCH_RUNTIMES, *FORMATS)
+DEFAULT_RUNTIMES = (*TORCH_RUNTIMES, *DEFAULT_FORMATS)  # what a plain ``pcarn bench`` times
 
 
 def runnable(runtime: str) -> tuple[bool, str]:

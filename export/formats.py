@@ -11,8 +11,17 @@ from export.interface import ExportFormat
 from toolkit.errors import PcarnError
 
 FORMATS: dict[str, ExportFormat] = {
-    f.name: f for f in (onnx.FORMAT, coreml.FORMAT, tflite.FORMAT, executorch.FORMAT)
+    f.name: f
+    for f in (
+        onnx.FORMAT,
+        coreml.FORMAT,
+        tflite.FORMAT,
+        executorch.FORMAT,
+        executorch.VULKAN_FORMAT,
+        executorch.COREML_FORMAT,
+    )
 }
+DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
 
 
@@ -25,7 +34,8 @@ def get_format(name: str) -> ExportFormat:
 def find_format(path: str | Path) -> ExportFormat | None:
     """The format whose suffix ``path`` ends in (any case), or None."""
     name = Path(path).name.lower()  # UP.ONNX is an ONNX file too
-    return next((f for f in FORMATS.values() if name.endswith(f.suffix)), None)
+    matches = [f for f in FORMATS.values() if name.endswith(f.suffix)]
+    return max(matches, key=lambda f: len(f.suffix), default=None)  # .vulkan.pte before .pte
 
 
 def format_of(path: Path) -> ExportFormat:

@@ -82,6 +82,7 @@ class ExportFormat:
     plain: Callable[[nn.Module, Path, tuple[int, ...]], None] | None = None
     # accelerators(path, precision) -> {target: export.accelerators.Verdict}; None: not reported
     accelerators: Callable[[Path, str], dict] | None = None
+    default: bool = True  # written by a plain ``pcarn export`` and ``pcarn deploy``; False: when named
 
     @classmethod
     def declare(

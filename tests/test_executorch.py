@@ -130,3 +130,37 @@ def test_authors_pcarn_m_x4_pte_reproduces_the_golden_output(tmp_path, golden):
     x = golden["lr"].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     sr = get_format("executorch").runner(tmp_path / "pcarn-m_x4_fp32.pte")(x)
     assert np.abs(sr - golden["PCARN-M-L1_x4"]).max() <= 1e-4
+
+
+def test_lowered_whole_to_vulkan_and_core_ml(tmp_path, tiny_pte):
+    """The head lowered whole to a phone GPU (Vulkan) and to Core ML: every op in the one delegate,
+    checked from the file; neither runs here, so the program handed to the partitioner is compared."""
+    from export.executorch.lowered import check_lowered
+    from export.formats import DEFAULT_FORMATS, find_format
+
+    model = deterministic_weights(build_model("pcarn-test"))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["executorch-vulkan", "executorch-coreml"],
+        scales=[4],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+    )
+    assert manifest["all_passed"], manifest
+    vulkan, coreml = manifest["files"]
+    assert (vulkan["path"], coreml["path"]) == (
+        "pcarn-test_x4_fp32.vulkan.pte",
+        "pcarn-test_x4_fp16.coreml.pte",
+    )
+    assert find_format(tmp_path / vulkan["path"]).name == "executorch-vulkan"
+    assert find_format(tmp_path / "x.pte").name == "executorch"
+    assert vulkan["checks"]["delegated"]["passed"] and not vulkan["parity"]["ran"]
+    assert vulkan["accelerators"]["mobile_gpu"]["status"] == "full"
+    assert coreml["accelerators"]["neural_engine"]["status"] == "full"
+    # the check can fail: an XNNPACK program is not a Vulkan one
+    _, out, _ = tiny_pte
+    xnnpack = next(out.glob("*.pte"))
+    assert check_lowered(xnnpack, "vulkan").checks["delegated"]["passed"] is False
+    assert "executorch-vulkan" not in DEFAULT_FORMATS  # written only when asked for

@@ -16,4 +16,37 @@ FORMAT = ExportFormat.declare(
     precisions=("fp32",),
 )
 
-__all__ = ["FORMAT"]
+
+# The same head lowered whole to a phone accelerator (``export/executorch/lowered.py``); not written
+# unless asked for (--formats), since neither runs here.
+VULKAN_FORMAT = ExportFormat.declare(
+    "export.executorch.vulkan",
+    has=("platform_limit", "static_parity"),
+    check="export.executorch.vulkan:check",
+    accelerators="export.executorch.accelerators:vulkan_accelerators",
+    name="executorch-vulkan",
+    suffix=".vulkan.pte",
+    layout="NCHW",
+    extra="executorch",
+    export_modules=("executorch",),
+    runtime_module="executorch",
+    options=(),
+    precisions=("fp32",),
+    default=False,
+)
+COREML_FORMAT = ExportFormat.declare(
+    "export.executorch.coreml",
+    has=("platform_limit", "static_parity"),
+    check="export.executorch.coreml:check",
+    accelerators="export.executorch.accelerators:coreml_pte_accelerators",
+    name="executorch-coreml",
+    suffix=".coreml.pte",
+    layout="NCHW",
+    extra="executorch",
+    export_modules=("executorch", "coremltools"),
+    runtime_module="executorch",
+    options=(),
+    precisions=("fp16",),
+    default=False,
+)
+__all__ = ["COREML_FORMAT", "FORMAT", "VULKAN_FORMAT"]

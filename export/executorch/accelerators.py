@@ -30,3 +30,35 @@ def executorch_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
         "npu": Verdict("none", f"no NPU backend {others}", SOURCE, ["XNNPACK-only program"]),
         "neural_engine": Verdict("none", f"Core ML {others}", SOURCE, ["XNNPACK-only program"]),
     }
+
+
+def _lowered(path: Path, backend: str) -> tuple[bool, str]:
+    pte = PTEFile.read(path)
+    delegates, outside = pte.delegate_ids(), pte.kernel_calls()
+    whole = delegates == [backend] and not outside
+    return whole, f"forward lowered to {', '.join(delegates) or 'no delegate'}; {len(outside)} ops outside"
+
+
+def vulkan_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
+    whole, detail = _lowered(path, "VulkanBackend")
+    return {
+        "cpu": Verdict("none", "a Vulkan program: the CPU runs the XNNPACK .pte instead", SOURCE),
+        "mobile_gpu": Verdict("full" if whole else "partial", f"Vulkan: {detail}", SOURCE),
+        "npu": Verdict("none", "Vulkan targets GPUs", SOURCE),
+        "neural_engine": Verdict("n/a", "Apple devices: the .coreml.pte or the .mlpackage", "-"),
+    }
+
+
+def coreml_pte_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
+    whole, detail = _lowered(path, "CoreMLBackend")
+    engine = (
+        f"Core ML ({precision} compute; it picks the Neural Engine or GPU per op on the device): {detail}"
+    )
+    return {
+        "cpu": Verdict("full" if whole else "partial", "Core ML also runs every op on the CPU", SOURCE),
+        "mobile_gpu": Verdict(
+            "not checked", "Core ML chooses GPU or Neural Engine per op on the device", "-"
+        ),
+        "npu": Verdict("n/a", "Apple's NPU is the Neural Engine (its own column)", "-"),
+        "neural_engine": Verdict("full" if whole else "partial", engine, SOURCE),
+    }

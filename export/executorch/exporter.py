@@ -31,14 +31,18 @@ def export(job: ExportJob) -> Path:
     return job.path
 
 
-def lowered(program: torch.export.ExportedProgram, metadata: dict) -> bytes:
-    """The program lowered to XNNPACK with the metadata as a constant method, as ``.pte`` bytes."""
+def lowered(program: torch.export.ExportedProgram, metadata: dict, partitioner=None) -> bytes:
+    """The program lowered to XNNPACK (or to ``partitioner``'s backend) with the metadata as a
+    constant method, as ``.pte`` bytes."""
     exir = require("executorch.exir")
-    partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner")
+    if partitioner is None:
+        partitioner = require(
+            "executorch.backends.xnnpack.partition.xnnpack_partitioner"
+        ).XnnpackPartitioner()
     document = torch.tensor(list(json.dumps(metadata, sort_keys=True).encode()), dtype=torch.uint8)
     edge = exir.to_edge_transform_and_lower(
         program,
-        partitioner=[partitioner.XnnpackPartitioner()],
+        partitioner=[partitioner],
         constant_methods={"metadata": document},
     )
     return edge.to_executorch().buffer

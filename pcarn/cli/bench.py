@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.runtimes import RUNTIMES, runnable
+from benchmarks.runtimes import DEFAULT_RUNTIMES, RUNTIMES, runnable
 from export.formats import PRECISIONS
 from export.options import OPTIONS, add_option_flags
 from pcarn.cli.export import accepted_by
@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
     be.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     be.add_argument(
         "--runtimes",
-        help=f"comma list (default: every one of {','.join(RUNTIMES)} that can run here; the others say "
-        "why once)",
+        help=f"comma list from {','.join(RUNTIMES)} (default: every one of {','.join(DEFAULT_RUNTIMES)} "
+        "that can run here; the others say why once)",
     )
     be.add_argument(
         "--precisions",

@@ -18,7 +18,7 @@ from benchmarks.bench import DEFAULT_CEILING, Ceiling, run_bench
 from benchmarks.report import plot, table
 from export.accelerators import sources as accelerator_sources
 from export.accelerators import table as accelerator_table
-from export.formats import FORMATS
+from export.formats import DEFAULT_FORMATS, FORMATS
 from export.pipeline import export_all
 from toolkit.errors import PcarnError
 from toolkit.weights.loading import load_any
@@ -70,7 +70,7 @@ def deploy(
     bench = run_bench(
         variants=[],
         scales=scales,
-        runtimes=[name for name, fmt in FORMATS.items() if fmt.runnable()[0]],
+        runtimes=[name for name in DEFAULT_FORMATS if FORMATS[name].runnable()[0]],
         threads=threads,
         repeats=repeats,
         warmup=warmup,
@@ -160,7 +160,7 @@ def _export_one(name: str, out: Path, settings: dict, position: int, threads: in
     folder = _folder(name)
     # every other process takes the formats in reverse order, so the memory peaks of the processes
     # (ONNX Runtime's int8 calibration holds ~12 GB for a PCARN-M x2 head) do not coincide
-    formats = list(FORMATS) if position % 2 == 0 else list(reversed(FORMATS))
+    formats = list(DEFAULT_FORMATS) if position % 2 == 0 else list(reversed(DEFAULT_FORMATS))
     manifest = export_all(
         loaded.model,
         out / folder,

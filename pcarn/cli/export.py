@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.formats import FORMATS, PRECISIONS
+from export.formats import DEFAULT_FORMATS, FORMATS, PRECISIONS
 from export.options import OPTIONS, add_option_flags
 from pcarn.cli.flags import calib_option, emit_json, input_size, json_option, scales_type
 from toolkit.errors import PcarnError, check_names
@@ -15,7 +15,9 @@ def add_parser(sub) -> None:
     ex = sub.add_parser("export", help="export scale heads to every format, checked and compared")
     ex.add_argument("--model", default="pcarn-m")
     ex.add_argument(
-        "--formats", default=",".join(FORMATS), help=f"comma list (default: all of {','.join(FORMATS)})"
+        "--formats",
+        default=",".join(DEFAULT_FORMATS),
+        help=f"comma list from {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)})",
     )
     ex.add_argument("--scales", type=scales_type, default=(2, 3, 4))
     ex.add_argument(

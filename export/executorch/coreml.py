@@ -1,0 +1,36 @@
+"""ExecuTorch lowered whole to coreml (``export/executorch/lowered.py``): the format's functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from export.common import DeployHead
+from export.executorch import lowered
+from export.executorch.exporter import input_shape, read_metadata  # noqa: F401 - the format's readers
+from export.job import ExportJob
+
+BACKEND = "coreml"
+
+
+def export(job: ExportJob) -> Path:
+    return lowered.export_to(job, BACKEND)
+
+
+def platform_limit() -> str | None:
+    return "Core ML .pte files run on Apple devices through ExecuTorch's Core ML backend"
+
+
+def runner(path: Path, threads: int | None = None):
+    raise RuntimeError(platform_limit())
+
+
+def timed_session(path: Path, threads: int, x):
+    raise RuntimeError(platform_limit())
+
+
+def check(path: Path, exp, precision: str):
+    return lowered.check_lowered(path, BACKEND)
+
+
+def static_parity(head: DeployHead, path: Path, precision: str, siblings: dict) -> dict:
+    return lowered.static_parity(head, path, BACKEND)
