@@ -321,7 +321,10 @@ def _file_case(path: Path, base: dict, size: tuple[int, int] | None = None) -> d
         "scale": int(meta.get("scale", 4)),
         "runtime": fmt.name,
         "precision": meta.get("precision", "fp32"),
-        "input_size": [s or d for s, d in zip(shape, size or shape, strict=True)],
+        # a --dynamic file takes the size asked for (a bounded one, up to its stored size)
+        "input_size": list(size)
+        if size and "dynamic" in meta
+        else [s or d for s, d in zip(shape, size or shape, strict=True)],
         "file": str(path),
         **base,
     }

@@ -169,8 +169,13 @@ class ExportFormat:
         shape = self.input_shape(path)
         if size is not None:
             spatial = (2, 3) if self.layout == "NCHW" else (1, 2)
+            bounded = "dynamic" in self.read_metadata(path)  # any size up to the stored one
             for axis, value in zip(spatial, size, strict=True):
-                shape[axis] = shape[axis] or value
+                if bounded and value > shape[axis]:
+                    raise PcarnError(
+                        f"{path} takes inputs up to {shape[2:]} (its --dynamic bound), not {size}"
+                    )
+                shape[axis] = value if bounded else shape[axis] or value
         if 0 in shape:
             raise PcarnError(f"{path} has a dynamic input shape {shape}: give an input size")
         return np.random.default_rng(0).random(shape, dtype=np.float32)

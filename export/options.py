@@ -33,7 +33,12 @@ class ExportOption:
 OPTIONS: dict[str, ExportOption] = {
     o.name: o
     for o in (
-        ExportOption("dynamic", "--dynamic", False, "dynamic height and width"),
+        ExportOption(
+            "dynamic",
+            "--dynamic",
+            False,
+            "dynamic height and width (ExecuTorch: any size up to --input-size, its memory bound)",
+        ),
         ExportOption(
             "exit_at_lr",
             "--exit-at-lr",

@@ -16,6 +16,7 @@ from export.file_model import FileModel
 from export.formats import get_format
 from export.pipeline import export_all, export_file
 from models import build_model
+from toolkit.errors import PcarnError
 
 pytest.importorskip("executorch", reason="the executorch extra is not installed")
 
@@ -164,3 +165,32 @@ def test_lowered_whole_to_vulkan_and_core_ml(tmp_path, tiny_pte):
     xnnpack = next(out.glob("*.pte"))
     assert check_lowered(xnnpack, "vulkan").checks["delegated"]["passed"] is False
     assert "executorch-vulkan" not in DEFAULT_FORMATS  # written only when asked for
+
+
+def test_dynamic_pte_takes_any_size_up_to_its_bound(tmp_path):
+    model = deterministic_weights(build_model("pcarn-test"))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["executorch"],
+        scales=[4],
+        precisions=["fp32"],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        options={"dynamic": True},
+        progress=False,
+    )
+    assert manifest["all_passed"], manifest
+    fmt, path = get_format("executorch"), tmp_path / manifest["files"][0]["path"]
+    assert fmt.read_metadata(path)["dynamic"] == "2x2 to 24x32"
+    run, head = fmt.runner(path, 1), DeployHead(model, 4).eval()
+    for size in [(24, 32), (13, 19), (8, 8)]:
+        x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(sum(size)))
+        with torch.no_grad():
+            expected = head(x).numpy()
+        got = run(x.numpy())
+        assert got.shape == (1, 3, 4 * size[0], 4 * size[1])
+        assert np.abs(got - expected).max() <= 1e-4, size
+    assert fmt.random_input(path, (12, 16)).shape == (1, 3, 12, 16)  # what pcarn bench times per size
+    with pytest.raises(PcarnError, match="its --dynamic bound"):
+        fmt.random_input(path, (48, 32))

@@ -22,13 +22,33 @@ from export.executorch.file import FORWARD, PTEFile
 from export.job import ExportJob
 from export.optional import require
 
+MIN_DYNAMIC_SIDE = 2  # the smallest LR side a --dynamic file takes
 
-def export(job: ExportJob) -> Path:
-    """``job.graph`` (``export/graph.py``) exported and lowered whole to XNNPACK."""
-    sample = (torch.rand(1, 3, *job.input_size),)
-    program = job.reuse(("executorch", job.form), lambda: torch.export.export(job.graph, sample))
-    job.path.write_bytes(lowered(program, job.metadata))
+
+def export(job: ExportJob, dynamic: bool = False) -> Path:
+    """``job.graph`` (``export/graph.py``) exported and lowered whole to XNNPACK. ``dynamic``:
+    bounded dynamic shapes, any LR height and width up to the export's input size (the largest frame
+    the app will feed; ExecuTorch plans memory for that bound)."""
+    program = job.reuse(
+        ("executorch", job.form, dynamic), lambda: exported(job.graph, job.input_size, dynamic)
+    )
+    metadata = dict(job.metadata)
+    if dynamic:
+        h, w = job.input_size
+        metadata["dynamic"] = f"{MIN_DYNAMIC_SIDE}x{MIN_DYNAMIC_SIDE} to {h}x{w}"
+    job.path.write_bytes(lowered(program, metadata))
     return job.path
+
+
+def exported(net: torch.nn.Module, size: tuple[int, int], dynamic: bool) -> torch.export.ExportedProgram:
+    sample = (torch.rand(1, 3, *size),)
+    if not dynamic:
+        return torch.export.export(net, sample)
+    dims = {
+        axis: torch.export.Dim(name, min=MIN_DYNAMIC_SIDE, max=max(bound, MIN_DYNAMIC_SIDE + 1))
+        for axis, name, bound in ((2, "height", size[0]), (3, "width", size[1]))
+    }
+    return torch.export.export(net, sample, dynamic_shapes=(dims,))
 
 
 def lowered(program: torch.export.ExportedProgram, metadata: dict, partitioner=None) -> bytes:
