@@ -37,7 +37,8 @@ OPTIONS: dict[str, ExportOption] = {
             "dynamic",
             "--dynamic",
             False,
-            "dynamic height and width (ExecuTorch: any size up to --input-size, its memory bound)",
+            "dynamic height and width (ExecuTorch: any size up to --input-size, its memory bound; Core "
+            "ML: enumerated sizes, the export size, 720p and 1080p outputs and a 256x256 tile)",
         ),
         ExportOption(
             "exit_at_lr",

@@ -223,7 +223,7 @@ def test_bad_arguments_are_clear_errors(tmp_path):
             ["--scales", "2", "--formats", "tflite", "--shuffle", "conv-transpose"],
             "tflite does not take --shuffle",
         ),
-        (["--scales", "2", "--formats", "executorch", "--dynamic"], "executorch does not take --dynamic"),
+        (["--scales", "2", "--formats", "executorch", "--image-input"], "executorch does not take --image"),
         (["--scales", "2", "--formats", "onnx", "--image-input"], "onnx does not take --image-input"),
     ],
 )
@@ -328,3 +328,28 @@ def test_a_crd_shuffle_or_a_rank_6_tensor_is_called_off_the_accelerator(tmp_path
     assert npu.status == "partial" and "DepthToSpace(CRD)" in npu.unsupported
     gpu = _gpu(["CONV_2D", "RESHAPE", "TRANSPOSE", "RESHAPE"], max_rank=6)
     assert gpu.status == "partial" and "rank-6 tensors" in gpu.unsupported
+
+
+def test_coreml_dynamic_is_a_few_enumerated_sizes(tmp_path):
+    """Core ML's flexible ranges can drop a model off the Neural Engine; enumerated sizes keep it."""
+    import coremltools as ct
+
+    manifest = export_all(
+        deterministic_weights(build_model("pcarn-test")),
+        tmp_path,
+        formats=["onnx", "coreml"],
+        scales=[4],
+        precisions=["fp16"],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        options={"dynamic": True},
+        progress=False,
+    )
+    assert manifest["all_passed"], manifest
+    path = tmp_path / "pcarn-test_x4_fp16.mlpackage"
+    spec = ct.utils.load_spec(str(path))
+    shapes = [list(s.shape) for s in spec.description.input[0].type.multiArrayType.enumeratedShapes.shapes]
+    assert shapes == [[1, 3, 24, 32], [1, 3, 180, 320], [1, 3, 270, 480], [1, 3, 256, 256]]
+    entry = manifest["files"][1]
+    assert entry["accelerators"]["neural_engine"]["status"] == "full"
+    assert "enumerated" in entry["accelerators"]["neural_engine"]["detail"]

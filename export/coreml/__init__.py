@@ -13,7 +13,7 @@ FORMAT = ExportFormat.declare(
     extra="coreml",
     export_modules=("coremltools",),
     runtime_module="coremltools",
-    options=("image_input",),
+    options=("dynamic", "image_input"),
     precisions=("fp32", "fp16", "int8"),
 )
 

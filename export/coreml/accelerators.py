@@ -12,6 +12,7 @@ from pathlib import Path
 
 from export.accelerators import Verdict
 from export.coreml.checks import coreml_program
+from export.coreml.exporter import read_metadata
 from export.optional import require
 
 ANE_MAX_RANK = 5
@@ -38,6 +39,9 @@ def coreml_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
     else:
         detail = f"fp16 program, max tensor rank {max_rank}"
         engine = Verdict("partial" if unsupported else "full", detail, SOURCE, unsupported)
+    sizes = read_metadata(path).get("dynamic")
+    if sizes:  # enumerated shapes keep the Neural Engine; flexible ranges may drop it
+        engine.detail += f"; {sizes} (enumerated shapes)"
     return {
         "cpu": Verdict("full", "Core ML runs every ML Program op on the CPU", SOURCE),
         "mobile_gpu": Verdict(

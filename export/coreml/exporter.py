@@ -21,13 +21,21 @@ from export.job import ExportJob
 from export.optional import require
 
 
-def export(job: ExportJob, image_input: bool = False) -> Path:
+def export(job: ExportJob, image_input: bool = False, dynamic: bool = False) -> Path:
+    """``dynamic``: a few enumerated input sizes (the export size, the LR sizes of 720p and 1080p
+    outputs, a 256x256 tile), which keep a model on the Neural Engine where flexible ranges may not
+    (coremltools #1764, #2370)."""
     ct = require("coremltools")
     if job.precision == "int8":
         traced = _traced(quantized_head(job.graph, job.input_size, job.calibration_inputs()))
     else:
         traced = job.reuse(("coreml-trace",), lambda: _traced(job.graph))
     shape = (1, 3, *job.input_size)
+    metadata = dict(job.metadata)
+    if dynamic:
+        sizes = enumerated_sizes(job.input_size, int(job.metadata["scale"]))
+        shape = ct.EnumeratedShapes(shapes=[(1, 3, *size) for size in sizes], default=(1, 3, *job.input_size))
+        metadata["dynamic"] = "enumerated: " + ", ".join(f"{h}x{w}" for h, w in sizes)
     if image_input:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]
     else:
@@ -46,9 +54,16 @@ def export(job: ExportJob, image_input: bool = False) -> Path:
     )
     model.author = "pcarn-toolkit"
     model.short_description = f"PCARN {job.metadata['variant']} x{job.metadata['scale']} super-resolution"
-    model.user_defined_metadata.update({k: str(v) for k, v in job.metadata.items()})
+    model.user_defined_metadata.update({k: str(v) for k, v in metadata.items()})
     model.save(str(job.path))
     return job.path
+
+
+def enumerated_sizes(size: tuple[int, int], scale: int) -> list[tuple[int, int]]:
+    """The export size, then the LR sizes of 720p and 1080p outputs and a 256x256 tile, once each."""
+    outputs = [(720, 1280), (1080, 1920)]
+    sizes = [tuple(size), *((-(-h // scale), -(-w // scale)) for h, w in outputs), (256, 256)]
+    return list(dict.fromkeys(sizes))
 
 
 def _traced(head: torch.nn.Module) -> torch.jit.ScriptModule:
