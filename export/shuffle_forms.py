@@ -72,3 +72,22 @@ class ConvTransposeShuffleHead(StagedHead):
 
     def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
         return self.shuffles[index](y)
+
+
+def rank4_pixel_shuffle(y: torch.Tensor, r: int) -> torch.Tensor:
+    """PyTorch's pixel shuffle (CRD) with no tensor above rank 4: (N*C*r, r, H, W) -> move the column
+    offset last -> (N*C, r, H, W*r) -> swap the row offset past H. Exact (a permutation of elements);
+    the usual lowering needs one rank-6 transpose, which GPU delegates do not take."""
+    n, channels, h, w = y.shape
+    c = channels // (r * r)
+    y = y.reshape(n * c * r, r, h, w).permute(0, 2, 3, 1)
+    y = y.reshape(n * c, r, h, w * r).permute(0, 2, 1, 3)
+    return y.reshape(n, c, h * r, w * r)
+
+
+class Rank4ShuffleHead(StagedHead):
+    """A DeployHead (optionally with the exit conv at LR) whose pixel shuffles never leave rank 4;
+    NCHW, outputs equal bit for bit. ExecuTorch's ``.pte`` files are lowered from it."""
+
+    def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        return rank4_pixel_shuffle(y, self.factors[index])

@@ -45,7 +45,8 @@ def test_every_head_is_delegated_checked_and_matches(tiny_pte):
     x4 = manifest["files"][2]
     assert x4["input_shape"] == [1, 3, 12, 16] and x4["output_shape"] == [1, 3, 48, 64]
     assert "portable kernels: none" in x4["checks"]["xnnpack"]["detail"]
-    assert x4["checks"]["pixel_shuffle"]["detail"].startswith("2 rank-6 transposes")  # two x2 stages
+    assert x4["checks"]["pixel_shuffle"]["detail"].startswith("2 rank-4 pixel shuffles")  # two x2 stages
+    assert "max rank 4" in x4["checks"]["pixel_shuffle"]["detail"]  # no rank-6 transpose
     assert x4["parity"]["max_abs"] <= 1e-4
 
 

@@ -97,3 +97,11 @@ def test_a_convtranspose_that_is_not_a_shuffle_fails(conv_transpose_files, tmp_p
     report = check_onnx(tmp_path / "wrong.onnx", exp, "fp32")
     assert report.checks["pixel_shuffle"]["passed"] is False
     assert "1 other ConvTranspose" in report.checks["pixel_shuffle"]["detail"]
+
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_rank4_pixel_shuffle_is_pytorchs_bit_for_bit(block):
+    from export.shuffle_forms import rank4_pixel_shuffle
+
+    x = torch.rand(2, 5 * block * block, 7, 9, generator=torch.Generator().manual_seed(block))
+    assert torch.equal(rank4_pixel_shuffle(x, block), torch.nn.functional.pixel_shuffle(x, block))

@@ -5,10 +5,10 @@ delegate's own graph: grouped convs single, ReLU fused into the conv (XNNPACK's 
 depth-to-space once per stage, weights stored once, and everything of ``forward`` delegated to
 XNNPACK (an op left outside runs on ExecuTorch's slow portable kernels: the check lists it).
 
-ExecuTorch's XNNPACK schema has no depth-to-space node: a pixel shuffle lowers to reshape -> one
-rank-6 transpose -> reshape, and, because the delegate computes channels-last while the shuffle is
-written channels-first, a layout transpose on each side. The check counts the rank-6 transposes
-(the shuffles) and reports the layout ones.
+ExecuTorch's XNNPACK schema has no depth-to-space node: PyTorch's pixel shuffle would lower to one
+rank-6 transpose, which GPU delegates do not take, so the exporter writes it in a rank-4 form (two
+transposes, ``export/shuffle_forms.py``); the delegate computes channels-last, so layout transposes
+come around it. The check counts the shuffles and requires every transpose to be rank 4.
 """
 
 from __future__ import annotations
@@ -48,14 +48,15 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
         f"ReLU fused as the output clamp of {counted(fused)}; {clamps} separate clamp nodes",
     )
     transposes = [body for kind, body in nodes if kind == "XNNStaticTranspose"]
-    shuffles = sum(1 for t in transposes if t["num_dims"] == 6)
-    layout = sum(1 for t in transposes if t["num_dims"] == 4)
+    # each rank-4 pixel shuffle (export/shuffle_forms.py) swaps its row offset past H once
+    shuffles = sum(1 for t in transposes if list(t["perm"]) == [0, 2, 1, 3])
     max_rank = max((t["num_dims"] for t in transposes), default=4)
     report.add(
         "pixel_shuffle",
-        shuffles == exp.upsample_stages and max_rank <= 6,
-        f"{shuffles} rank-6 transposes (XNNPACK's pixel shuffle) for {exp.upsample_stages} stage(s); "
-        f"{layout} channels-first/last layout transposes; {report.ops.get('StaticReshape', 0)} reshapes",
+        shuffles == exp.upsample_stages and max_rank <= 4,
+        f"{shuffles} rank-4 pixel shuffles for {exp.upsample_stages} stage(s); {len(transposes)} transposes "
+        f"in all (with the channels-first/last layout ones), max rank {max_rank}; "
+        f"{report.ops.get('StaticReshape', 0)} reshapes",
     )
     weight_check(report, unique_bytes(pte.weight_blobs()), exp, precision)
     calls = collections.Counter(pte.kernel_calls())

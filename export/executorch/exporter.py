@@ -21,17 +21,18 @@ import torch
 from export.executorch.file import FORWARD, PTEFile
 from export.job import ExportJob
 from export.optional import require
+from export.shuffle_forms import Rank4ShuffleHead
 
 MIN_DYNAMIC_SIDE = 2  # the smallest LR side a --dynamic file takes
 
 
 def export(job: ExportJob, dynamic: bool = False) -> Path:
-    """``job.graph`` (``export/graph.py``) exported and lowered whole to XNNPACK. ``dynamic``:
+    """The head in ``job.form``'s exit placement with rank-4 pixel shuffles (no rank-6 transpose;
+    ``export/shuffle_forms.py``), exported and lowered whole to XNNPACK. ``dynamic``:
     bounded dynamic shapes, any LR height and width up to the export's input size (the largest frame
     the app will feed; ExecuTorch plans memory for that bound)."""
-    program = job.reuse(
-        ("executorch", job.form, dynamic), lambda: exported(job.graph, job.input_size, dynamic)
-    )
+    graph = job.reuse(("rank4", job.form), lambda: Rank4ShuffleHead(job.head, job.form.exit_at_lr).eval())
+    program = job.reuse(("executorch", job.form, dynamic), lambda: exported(graph, job.input_size, dynamic))
     metadata = dict(job.metadata)
     if dynamic:
         h, w = job.input_size
