@@ -106,7 +106,9 @@ def test_resume_after_kill_9(photos, tmp_path):
         "--out",
         str(out),
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    scratch = tmp_path / "tmp"  # a killed command cannot remove its scratch folder: keep it here
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(scratch)}
     proc = subprocess.Popen(
         [*cmd, "--steps", "100000"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

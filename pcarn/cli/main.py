@@ -24,6 +24,7 @@ from pcarn.cli.flags import OneLineParser
 from toolkit.atomic import check_output_folder, scratch_tempdir
 from toolkit.errors import PcarnError
 from toolkit.provenance import toolkit_version
+from toolkit.weights.registry import cache_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "json", None) not in (None, "-"):
             check_output_folder(args.json)  # before the work, not after it
+        # torch keeps its compile cache under $TMPDIR and remembers the path for the process: in the
+        # scratch folder it would come back after the folder is removed; a cache belongs in the cache
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "torchinductor"))
         with scratch_tempdir(f"pcarn-{args.command}-"):
             return args.func(args)
     except PcarnError as exc:
