@@ -293,3 +293,49 @@ def test_recorded_commands_can_be_pasted_back(tmp_path):
     save_rows(tmp_path / "rows.json", "benchmarks.rewrites", ["--variants", "pcarn", "--peers", ""], [])
     command = json.loads((tmp_path / "rows.json").read_text())["command"]
     assert command == "python -m benchmarks.rewrites --variants pcarn --peers ''"
+
+
+def test_dynamic_files_are_timed_at_each_tile_size(tmp_path):
+    """A --dynamic file is timed at its own size (an ONNX one has none: the 720p LR size) and at each
+    --tiles size (a bounded .pte refuses a size above its bound in its own row); a fixed-size file
+    only at its size."""
+    from export.pipeline import export_all
+
+    model = build_model("pcarn-test", scales=(2,))
+    for dynamic, folder in ((True, "dyn"), (False, "fixed")):
+        export_all(
+            model,
+            tmp_path / folder,
+            formats=["onnx", "executorch"],
+            scales=[2],
+            precisions=["fp32"],
+            input_size=(16, 20),
+            provenance={"variant": "pcarn-test"},
+            options={"dynamic": dynamic},
+            progress=False,
+        )
+    files = [tmp_path / f / f"pcarn-test_x2_fp32{s}" for f in ("dyn", "fixed") for s in (".onnx", ".pte")]
+    report = run_bench(
+        variants=[],
+        peers=[],
+        files=files,
+        scales=[2],
+        runtimes=["onnx", "executorch"],
+        threads=1,
+        repeats=1,
+        warmup=0,
+        progress=False,
+        ceiling=TINY_CEILING,
+        tiles=[12, 24],
+    )
+    sizes = sorted(
+        (Path(r["file"]).parent.name, Path(r["file"]).suffix, tuple(r["input_size"])) for r in report["rows"]
+    )
+    assert sizes == [
+        ("dyn", ".onnx", (12, 12)), ("dyn", ".onnx", (24, 24)), ("dyn", ".onnx", (360, 640)),
+        ("dyn", ".pte", (12, 12)), ("dyn", ".pte", (16, 20)),
+        ("fixed", ".onnx", (16, 20)), ("fixed", ".pte", (16, 20)),
+    ]  # fmt: skip
+    assert all("ms_per_output_mp" in r for r in report["rows"] if r.get("tile"))
+    above = [u for u in report["unavailable"] if u.get("file", "").endswith(".pte")]
+    assert len(above) == 1 and "--dynamic bound" in above[0]["reason"] and report["failed"] == 0

@@ -54,8 +54,8 @@ def add_parser(sub) -> None:
         "--tiles",
         type=counts_type,
         default=[],
-        help="square LR tile sizes (e.g. 256) timed beside 720p for the PCARN variants; the table "
-        "gives ms per output megapixel",
+        help="square LR tile sizes (e.g. 256) timed beside 720p for the PCARN variants and for exported "
+        "--dynamic files; the table gives ms per output megapixel",
     )
     be.add_argument("--repeats", type=at_least(1), default=5)
     be.add_argument("--warmup", type=at_least(0), default=1)
