@@ -292,9 +292,7 @@ def _cases(
     cases += [{"model": "ceiling-conv", "runtime": rt, **ceiling_base} for rt in runtimes]
     if files:
         for path in files:
-            cases += [
-                _file_case(path, base, size, tile) for size, tile in _file_sizes(path, input_size, tiles)
-            ]
+            cases += _file_cases(path, base, input_size, tiles)
         return cases
     for model in [*variants, *peers]:
         for scale in scales:
@@ -315,38 +313,26 @@ def _precisions(runtime: str) -> tuple[str, ...]:
     return FORMATS[runtime].precisions if runtime in FORMATS else ("fp32",)
 
 
-def _file_sizes(path: Path, size: tuple[int, int] | None, tiles: list[int]) -> list[tuple, bool]:
-    """The sizes a file is timed at: its own (or ``size``); a ``--dynamic`` file also at each square
-    tile (a bounded one refuses sizes above its bound: that row says so), and at the 720p LR size
-    when it has no size of its own."""
+def _file_cases(path: Path, base: dict, size: tuple[int, int] | None, tiles: list[int]) -> list[dict]:
+    """An exported file's cases: its metadata says the variant, scale and precision, its input the
+    size. A ``--dynamic`` file is also timed at each square tile (a bounded one refuses a size above
+    its bound: that row says so), and at the 720p LR size when it has no size of its own."""
     fmt = format_of(path)
     meta, _ = fmt.inspect(path)
     shape = fmt.input_size(path)
-    dynamic = 0 in shape or "dynamic" in meta
-    if not dynamic:
-        return [(None, False)]
-    first = size or (shape if 0 not in shape else default_input_size(int(meta.get("scale", 4))))
-    return [(tuple(first), False), *(((t, t), True) for t in tiles)]
-
-
-def _file_case(path: Path, base: dict, size: tuple[int, int] | None = None, tile: bool = False) -> dict:
-    """An exported file: its metadata says the variant, scale and precision, its input the size."""
-    fmt = format_of(path)
-    meta, _ = fmt.inspect(path)
-    shape = fmt.input_size(path)
-    return {
+    case = {
         "model": meta.get("variant", "pcarn-m"),
         "scale": int(meta.get("scale", 4)),
         "runtime": fmt.name,
         "precision": meta.get("precision", "fp32"),
-        # a --dynamic file takes the size asked for (a bounded one, up to its stored size)
-        "input_size": list(size)
-        if size and ("dynamic" in meta or 0 in shape)
-        else [s or d for s, d in zip(shape, size or shape, strict=True)],
         "file": str(path),
-        **({"tile": True} if tile else {}),
         **base,
     }
+    if 0 not in shape and "dynamic" not in meta:
+        return [{**case, "input_size": list(shape)}]
+    first = size or (shape if 0 not in shape else default_input_size(case["scale"]))
+    tiled = [{**case, "input_size": [t, t], "tile": True} for t in tiles]
+    return [{**case, "input_size": list(first)}, *tiled]
 
 
 def _cuda() -> str:

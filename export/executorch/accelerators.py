@@ -10,6 +10,7 @@ from pathlib import Path
 
 from export.accelerators import Verdict
 from export.executorch.file import XNNPACK, PTEFile
+from export.executorch.lowered import check_lowered
 
 SOURCE = "the .pte's delegate list and XNNPACK graph (ExecuTorch flatbuffer)"
 
@@ -33,14 +34,13 @@ def executorch_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
 
 
 def _lowered(path: Path, backend: str) -> tuple[bool, str]:
-    pte = PTEFile.read(path)
-    delegates, outside = pte.delegate_ids(), pte.kernel_calls()
-    whole = delegates == [backend] and not outside
-    return whole, f"forward lowered to {', '.join(delegates) or 'no delegate'}; {len(outside)} ops outside"
+    """Whether all of ``forward`` is in the one ``backend`` delegate (the file's own check)."""
+    delegated = check_lowered(path, backend).checks["delegated"]
+    return bool(delegated["passed"]), delegated["detail"]
 
 
 def vulkan_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
-    whole, detail = _lowered(path, "VulkanBackend")
+    whole, detail = _lowered(path, "vulkan")
     return {
         "cpu": Verdict("none", "a Vulkan program: the CPU runs the XNNPACK .pte instead", SOURCE),
         "mobile_gpu": Verdict("full" if whole else "partial", f"Vulkan: {detail}", SOURCE),
@@ -50,7 +50,7 @@ def vulkan_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
 
 
 def coreml_pte_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
-    whole, detail = _lowered(path, "CoreMLBackend")
+    whole, detail = _lowered(path, "coreml")
     engine = (
         f"Core ML ({precision} compute; it picks the Neural Engine or GPU per op on the device): {detail}"
     )

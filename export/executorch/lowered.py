@@ -10,6 +10,7 @@ weights as parameters and stops at a lifted buffer (``KeyError: 'input_mean'``).
 
 from __future__ import annotations
 
+import collections
 import copy
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.checks import GraphReport, counted
 from export.common import DeployHead
 from export.executorch.exporter import lowered
 from export.executorch.file import PTEFile
@@ -59,8 +61,6 @@ def export_to(job: ExportJob, backend: str) -> Path:
 
 def check_lowered(path: Path, backend: str):
     """Graph checks of a lowered file: everything of ``forward`` in the one expected delegate."""
-    from export.checks import GraphReport, counted
-
     pte = PTEFile.read(path)
     expected = BACKENDS[backend][2]
     delegates, outside = pte.delegate_ids(), pte.kernel_calls()
@@ -69,9 +69,9 @@ def check_lowered(path: Path, backend: str):
         "delegated",
         delegates == [expected] and not outside,
         f"forward is {len(delegates)} delegate(s) ({', '.join(delegates) or 'none'}; expected one "
-        f"{expected}); ops left on portable kernels: {counted(__import__('collections').Counter(outside))}",
+        f"{expected}); ops left on portable kernels: {counted(collections.Counter(outside))}",
     )
-    report.add("metadata", PTEFile.read(path).metadata().get("backend") == backend, "the backend is recorded")
+    report.add("metadata", pte.metadata().get("backend") == backend, "the backend is recorded")
     return report
 
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from export.accelerators import Verdict
+from export.onnx.dcr import attribute
 from export.optional import require
 
 CHECKER = "ONNX Runtime mobile usability checker ({table})"
@@ -30,7 +31,9 @@ def onnx_accelerators(path: Path, precision: str) -> dict[str, Verdict]:
         optimize_model(Path(path), optimized)
         model = ModelProtoWithShapeInfo(optimized).model_with_shape_info
     crd = [
-        n.name or n.output[0] for n in model.graph.node if n.op_type == "DepthToSpace" and _mode(n) == "CRD"
+        n.name or n.output[0]
+        for n in model.graph.node
+        if n.op_type == "DepthToSpace" and attribute(n, "mode") == "CRD"
     ]
     nnapi = _verdict(checker.check_nnapi_partitions(model, True), "nnapi_supported_ops.md", crd)
     coreml = _verdict(
@@ -71,10 +74,3 @@ def _verdict(info, table: str, crd: list[str]) -> Verdict:
     else:
         status = "partial"
     return Verdict(status, detail, CHECKER.format(table=table), unsupported)
-
-
-def _mode(node) -> str:
-    for attribute in node.attribute:
-        if attribute.name == "mode":
-            return attribute.s.decode()
-    return "DCR"

@@ -41,10 +41,10 @@ def to_dcr(model):
     initializers = {i.name: i for i in graph.initializer}
     nodes = []
     for node in graph.node:
-        if node.op_type != "DepthToSpace" or _attribute(node, "mode") != "CRD":
+        if node.op_type != "DepthToSpace" or attribute(node, "mode") != "CRD":
             nodes.append(node)
             continue
-        block = _attribute(node, "blocksize")
+        block = attribute(node, "blocksize")
         conv = producer.get(node.input[0])
         while conv is not None and conv.op_type in ELEMENTWISE and uses[conv.output[0]] == 1:
             conv = producer.get(conv.input[0])  # a channel permutation passes through them unchanged
@@ -69,7 +69,7 @@ def to_dcr(model):
 
 def _constants(conv, producer: dict, initializers: dict, numpy_helper) -> tuple | None:
     """A dense Conv's weight and bias as arrays (initializers or Constant nodes), or None."""
-    if conv is None or conv.op_type != "Conv" or (_attribute(conv, "group") or 1) != 1 or len(conv.input) < 3:
+    if conv is None or conv.op_type != "Conv" or (attribute(conv, "group") or 1) != 1 or len(conv.input) < 3:
         return None
     arrays = []
     for name in conv.input[1:3]:
@@ -78,7 +78,7 @@ def _constants(conv, producer: dict, initializers: dict, numpy_helper) -> tuple 
         if name in initializers:
             arrays.append(numpy_helper.to_array(initializers[name]))
         elif name in producer and producer[name].op_type == "Constant":
-            arrays.append(numpy_helper.to_array(_attribute(producer[name], "value")))
+            arrays.append(numpy_helper.to_array(attribute(producer[name], "value")))
         else:
             return None
     return tuple(arrays)
@@ -103,12 +103,13 @@ def _reorder(node, block: int, channels: int, graph, helper, numpy_helper) -> li
     ]
 
 
-def _attribute(node, name: str):
+def attribute(node, name: str):
+    """A node attribute's value (strings decoded), or None."""
     from onnx import helper
 
-    for attribute in node.attribute:
-        if attribute.name == name:
-            value = helper.get_attribute_value(attribute)
+    for entry in node.attribute:
+        if entry.name == name:
+            value = helper.get_attribute_value(entry)
             return value.decode() if isinstance(value, bytes) else value
     return None
 
