@@ -171,7 +171,7 @@ class ExportFormat:
             spatial = (2, 3) if self.layout == "NCHW" else (1, 2)
             bounded = "dynamic" in self.read_metadata(path)  # any size up to the stored one
             for axis, value in zip(spatial, size, strict=True):
-                if bounded and value > shape[axis]:
+                if bounded and shape[axis] and value > shape[axis]:
                     raise PcarnError(
                         f"{path} takes inputs up to {shape[2:]} (its --dynamic bound), not {size}"
                     )

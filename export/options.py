@@ -37,8 +37,9 @@ OPTIONS: dict[str, ExportOption] = {
             "dynamic",
             "--dynamic",
             False,
-            "dynamic height and width (ExecuTorch: any size up to --input-size, its memory bound; Core "
-            "ML: enumerated sizes, the export size, 720p and 1080p outputs and a 256x256 tile)",
+            "dynamic height and width (TFLite: resize the input at run time; ExecuTorch: any size up "
+            "to --input-size, its memory bound; Core ML: enumerated sizes, the export size, 720p and "
+            "1080p outputs and a 256x256 tile); checked at three sizes",
         ),
         ExportOption(
             "exit_at_lr",

@@ -47,8 +47,21 @@ def to_rgb8(nchw: np.ndarray) -> np.ndarray:
     return (np.clip(nchw[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def parity_sizes(size: tuple[int, int], dynamic: bool) -> list[tuple[int, int]]:
+    """The export size; for a ``--dynamic`` file also two smaller sizes of other aspect ratios (a
+    bounded file takes none larger than its export size)."""
+    if not dynamic:
+        return [size]
+    h, w = size
+    others = [(h // 2 + 1, min(w, w // 3 + 5)), (max(2, (3 * h) // 4 - 1), min(w, w // 2 + 3))]
+    return list(dict.fromkeys([size, *others]))
+
+
 def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     """Raw float error, and what a user sees: PSNR-Y and LPIPS of the 8-bit images against PyTorch's."""
+    if output.shape != reference.shape:
+        shapes = f"output shape {list(output.shape)}, PyTorch's {list(reference.shape)}"
+        return {"max_abs": math.inf, "psnr_db": -math.inf, "psnr_y_8bit": 0.0, "lpips": None, "error": shapes}
     diff = output.astype(np.float64) - reference.astype(np.float64)
     mse = float(np.mean(diff**2))
     ref8, out8 = to_rgb8(reference), to_rgb8(output)
@@ -64,18 +77,20 @@ def runtime_parity(
     head: DeployHead,
     runner,
     path: Path,
-    size: tuple[int, int],
+    sizes: list[tuple[int, int]],
     precision: str,
     model,
     cache: dict | None = None,
 ) -> dict:
-    """``runner(path, threads)`` loads the file once for every photo; PyTorch's outputs are kept in
-    ``cache`` (one dict per head) so a head's other files reuse them."""
+    """``runner(path, threads)`` loads the file once for every photo at each of ``sizes``
+    (``parity_sizes``); PyTorch's outputs are kept in ``cache`` (one dict per head) so a head's
+    other files reuse them."""
     cache = {} if cache is None else cache
     run = runner(path, None)
     reference_model = None
     rows = {}
-    for name, x in parity_inputs(size).items():
+    inputs = [(f"{name} {h}x{w}", (h, w), x) for h, w in sizes for name, x in parity_inputs((h, w)).items()]
+    for name, size, x in inputs:
         key = ("parity-reference", name, size, head.scale)
         if key not in cache:
             # channels-last: the same fp32 arithmetic, about 1.8x faster for PCARN-M on CPU
@@ -93,6 +108,11 @@ def runtime_parity(
         passed, rule = worst_abs <= FP32_MAX_ABS, f"max abs error {worst_abs:.2e} <= {FP32_MAX_ABS:.0e}"
     else:
         passed, rule = worst_psnr >= FP16_MIN_PSNR, f"PSNR {worst_psnr:.1f} dB >= {FP16_MIN_PSNR} dB"
+    if len(sizes) > 1:
+        rule += " at " + ", ".join(f"{h}x{w}" for h, w in sizes)
+    errors = [f"{name}: {r['error']}" for name, r in rows.items() if "error" in r]
+    if errors:
+        passed, rule = False, f"{rule}; {errors[0]}"
     return {
         "ran": True,
         "passed": passed,

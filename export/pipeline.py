@@ -27,7 +27,7 @@ from export.graph import GRAPH_OPTIONS, GraphForm
 from export.interface import ExportFormat
 from export.job import ExportJob
 from export.options import refuse_unaccepted
-from export.parity import runtime_parity
+from export.parity import parity_sizes, runtime_parity
 from export.quant_cost import quantization_cost
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
@@ -234,7 +234,8 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     elif not runnable:
         parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
-        parity = runtime_parity(head, fmt.runner, path, size, precision, model, cache)
+        sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
+        parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache)
         if precision == "int8":  # judged by the picture's loss in dB, not by max abs error
             cost = quantization_cost(head, path, size, cache, settings["val"])
             parity.update(

@@ -96,7 +96,7 @@ REFUSED = [
     ([*EXPORT, "--formats", "onnx,executorch", "--precision", "fp16"], 1, "executorch does not take fp16"),
     ([*EXPORT, "--formats", "onnx,onnx"], 1, "format 'onnx' is named twice"),
     ([*EXPORT, "--formats", "coreml", "--exit-at-lr"], 1, "coreml does not take --exit-at-lr"),
-    ([*EXPORT, "--formats", "tflite", "--dynamic"], 1, "tflite does not take --dynamic"),
+    ([*EXPORT, "--formats", "executorch", "--shuffle", "conv-transpose"], 1, "does not take --shuffle"),
     ([*EXPORT, "--formats", "onnx", "--precision", "int8", "--calib", "junk"], 1, "junk/a.png"),
     ([*EXPORT[:-4], "--input-size", "3x3", "--out", "out"], 1, "at least 23x23"),
     ([*EXPORT[:-4], "--input-size", "100000x100000", "--out", "out"], 1, "GiB for one forward pass"),

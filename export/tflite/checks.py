@@ -9,6 +9,7 @@ import numpy as np
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.tflite.file import TFLiteFile
+from export.tflite.resizable import is_resizable
 
 # Builtins the XNNPACK delegate takes for float models (its documented operator list, the subset
 # these graphs can contain).
@@ -68,14 +69,38 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
         buffers = _tflite_integer_buffers(tflite)
     weight_check(report, unique_bytes(buffers), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
+    declared = ""
+    if "dynamic" in tflite.metadata():
+        _resizable_check(report, tflite)
+        if "STRIDED_SLICE" in outside:  # XNNPACK slices with unit strides only
+            outside.remove("STRIDED_SLICE")
+            declared = (
+                f"; declared: {report.ops['STRIDED_SLICE']} STRIDED_SLICE of the --dynamic channel "
+                "reorder run on LiteRT's own kernels"
+            )
     report.add(
         "xnnpack",
         not outside,
-        "every op is in XNNPACK's supported list"
-        if not outside
-        else f"ops outside XNNPACK's list: {', '.join(outside)}",
+        (
+            "every op is in XNNPACK's supported list"
+            if not outside
+            else f"ops outside XNNPACK's list: {', '.join(outside)}"
+        )
+        + declared,
     )
     return report
+
+
+def _resizable_check(report: GraphReport, tflite: TFLiteFile) -> None:
+    """A --dynamic file: a free input height and width, and no RESHAPE holding the export size."""
+    signature = tflite.subgraph.tensors[tflite.subgraph.inputs[0]].shapeSignature
+    reshapes = report.ops.get("RESHAPE", 0)
+    report.add(
+        "resizable",
+        is_resizable(tflite) and reshapes == 0,
+        f"input shape signature {[int(d) for d in signature] if signature is not None else None}; "
+        f"{reshapes} RESHAPE",
+    )
 
 
 def _tflite_integer_buffers(tflite: TFLiteFile) -> list[np.ndarray]:

@@ -80,11 +80,16 @@ class NativeShuffleHead(StagedHead):
 
     Dense stage convs write their channels in DCR order; a grouped stage conv keeps PyTorch's order and
     its shuffle reorders channels first (rank 4); a folded exit conv writes DCR order itself, so the last
-    stage needs no reorder even for grouped heads."""
+    stage needs no reorder even for grouped heads.
 
-    def __init__(self, head: DeployHead, exit_at_lr: bool = False) -> None:
+    ``resizable``: the reorder is ``r*r`` strided channel slices and one concatenation instead of
+    reshapes, so no tensor shape names the input's height or width and the file can be resized at
+    run time (``export/tflite/resizable.py``); the same channels, exactly."""
+
+    def __init__(self, head: DeployHead, exit_at_lr: bool = False, resizable: bool = False) -> None:
         super().__init__(head, exit_at_lr)
         register()
+        self.resizable = resizable
         last = len(self.stages) - 1
         self.reorder = []
         convs = []
@@ -99,9 +104,11 @@ class NativeShuffleHead(StagedHead):
     def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
         block = self.factors[index]
         y = y.permute(0, 2, 3, 1)
-        if self.reorder[index]:  # exact channel reorder CRD -> DCR, every tensor rank 4
+        r2 = block * block
+        if self.reorder[index] and self.resizable:  # channel k*C + c is old channel c*r*r + k
+            y = torch.cat([y[..., k::r2] for k in range(r2)], dim=3)
+        elif self.reorder[index]:  # exact channel reorder CRD -> DCR, every tensor rank 4
             n, h, w, channels = y.shape
-            r2 = block * block
             y = y.reshape(n, h * w, channels // r2, r2).transpose(2, 3).reshape(n, h, w, channels)
         return torch.ops.pcarn_tfl.depth_to_space(y, block).permute(0, 3, 1, 2)
 

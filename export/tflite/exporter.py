@@ -23,24 +23,31 @@ from export.optional import require
 from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
 from export.tflite.int8 import quantize_tflite
+from export.tflite.resizable import is_resizable, resizable
 
 
-def export(job: ExportJob) -> Path:
+def export(job: ExportJob, dynamic: bool = False) -> Path:
     """The head in ``job.form`` with TFLite's native shuffle (the staged loop of ``export/graph.py``'s
-    graphs, DCR channel order), NHWC in and out."""
+    graphs, DCR channel order), NHWC in and out; ``dynamic``: resizable at run time
+    (``export/tflite/resizable.py``)."""
     exit_at_lr = job.form.exit_at_lr
-    head = NHWC(NativeShuffleHead(job.head, exit_at_lr=exit_at_lr)).eval()
+    head = NHWC(NativeShuffleHead(job.head, exit_at_lr=exit_at_lr, resizable=dynamic)).eval()
+    key = ("tflite", exit_at_lr, dynamic)
     if job.precision == "int8":
         data = quantize_tflite(head, job.input_size, job.calibration_inputs())
         job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
     elif job.precision == "fp32":
-        data = job.reuse(("tflite", exit_at_lr), lambda: converted_fp32(head, job.input_size))
+        data = job.reuse(key, lambda: converted_fp32(head, job.input_size))
     else:
-        fp32 = job.reuse(("tflite", exit_at_lr), lambda: converted_fp32(head, job.input_size))
+        fp32 = job.reuse(key, lambda: converted_fp32(head, job.input_size))
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)
             data = _float16_weights(Path(tmp) / "fp32.tflite", Path(tmp) / "fp16.tflite")
-    job.path.write_bytes(TFLiteFile.read(data).with_metadata(job.metadata))
+    metadata = dict(job.metadata)
+    if dynamic:
+        data = resizable(data)
+        metadata["dynamic"] = "any height and width: resize the input tensor before allocating"
+    job.path.write_bytes(TFLiteFile.read(data).with_metadata(metadata))
     return job.path
 
 
@@ -88,6 +95,8 @@ def interpreter(content: bytes, threads: int | None = None, x: np.ndarray | None
     fixed-seed random tensor) set as every input."""
     module = require("ai_edge_litert.interpreter")
     runner = module.Interpreter(model_content=content, num_threads=threads)
+    if x is not None:
+        _fit(runner, x.shape)
     runner.allocate_tensors()
     rng = np.random.default_rng(0)
     for detail in runner.get_input_details():
@@ -104,11 +113,23 @@ def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.
 
     def call(lr_nchw: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(lr_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
+        if _fit(interp, x.shape):
+            interp.allocate_tensors()
         interp.set_tensor(source["index"], _to_tensor(x, source))
         interp.invoke()
         return _from_tensor(interp.get_tensor(sink["index"]), sink).transpose(0, 3, 1, 2)
 
     return call
+
+
+def _fit(interp, shape: tuple[int, ...]) -> bool:
+    """Resize the input to ``shape`` if it differs (a ``--dynamic`` file; others refuse in
+    ``resize_tensor_input``); True when tensors must be allocated again."""
+    detail = interp.get_input_details()[0]
+    if tuple(detail["shape"]) == tuple(shape):
+        return False
+    interp.resize_tensor_input(detail["index"], list(shape), strict=True)
+    return True
 
 
 def _to_tensor(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -131,5 +152,7 @@ def timed_session(path: Path, threads: int, x: np.ndarray):
 
 
 def input_shape(path: Path) -> list[int]:
-    tensor = TFLiteFile.read(Path(path))
-    return [int(d) for d in tensor.subgraph.tensors[tensor.subgraph.inputs[0]].shape]
+    """NHWC; 0 for the height and width of a ``--dynamic`` file."""
+    tflite = TFLiteFile.read(Path(path))
+    shape = [int(d) for d in tflite.subgraph.tensors[tflite.subgraph.inputs[0]].shape]
+    return [shape[0], 0, 0, shape[3]] if is_resizable(tflite) else shape

@@ -65,18 +65,28 @@ class TFLiteFile:
                 return json.loads(bytes(self.model.buffers[entry.buffer].data).decode())
         return {}
 
+    def constant(self, index: int) -> np.ndarray | None:
+        """The values of constant tensor ``index`` (int32 or float32), or None."""
+        tensor = self.subgraph.tensors[index]
+        raw = self.buffer_bytes(self.model.buffers[tensor.buffer])
+        if raw is None:
+            return None
+        dtype = {self.schema.TensorType.INT32: np.int32, self.schema.TensorType.FLOAT32: np.float32}
+        return None if tensor.type not in dtype else raw.view(dtype[tensor.type]).copy()
+
     def pack(self) -> bytes:
+        """The object tree serialized again, constants stored after the flatbuffer moved inline so
+        no offset into the old bytes is left dangling."""
+        for buf in self.model.buffers:
+            raw = self.buffer_bytes(buf)
+            if raw is not None and getattr(buf, "offset", 0) > 1:
+                buf.data, buf.offset, buf.size = raw, 0, 0
         builder = require("flatbuffers").Builder(1024)
         builder.Finish(self.model.Pack(builder), file_identifier=b"TFL3")
         return bytes(builder.Output())
 
     def with_metadata(self, metadata: dict) -> bytes:
         """The file with ``metadata`` as a named entry of its metadata table (TFLite's native slot)."""
-        for buf in self.model.buffers:
-            # Inline constants stored after the flatbuffer, so repacking leaves no dangling offset.
-            raw = self.buffer_bytes(buf)
-            if raw is not None and getattr(buf, "offset", 0) > 1:
-                buf.data, buf.offset, buf.size = raw, 0, 0
         buffer = self.schema.BufferT()
         buffer.data = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
         self.model.buffers.append(buffer)

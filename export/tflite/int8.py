@@ -39,6 +39,7 @@ def _byte_moving_ops() -> set:
         torch.ops.aten.permute.default,
         torch.ops.aten.transpose.int,
         torch.ops.aten.clone.default,
+        torch.ops.aten.slice.Tensor,
     }
 
 
