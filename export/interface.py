@@ -157,19 +157,28 @@ class ExportFormat:
     def file_name(self, variant: str, scale: int, precision: str) -> str:
         return f"{variant}_x{scale}_{precision}{self.suffix}"
 
+    def _spatial_axes(self, path: Path) -> tuple[int, int]:
+        """Where height and width are in the file's input shape (an image file's is NHWC; Core ML
+        reports its image input as NCHW)."""
+        layout = self.read_metadata(path).get("input_layout", self.layout)
+        return (1, 2) if layout == "NHWC" else (2, 3)
+
     def input_size(self, path: Path) -> tuple[int, int]:
         """(height, width) of a file's LR input."""
         shape = self.input_shape(path)
-        return (shape[2], shape[3]) if self.layout == "NCHW" else (shape[1], shape[2])
+        h, w = self._spatial_axes(path)
+        return shape[h], shape[w]
 
     def random_input(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-        """A fixed-seed input of the file's own shape; ``size`` fills dynamic height and width."""
+        """A fixed-seed input of the file's own shape and type (an image file's: uint8 pixels);
+        ``size`` fills dynamic height and width."""
         import numpy as np
 
         shape = self.input_shape(path)
+        metadata = self.read_metadata(path)
         if size is not None:
-            spatial = (2, 3) if self.layout == "NCHW" else (1, 2)
-            bounded = "dynamic" in self.read_metadata(path)  # any size up to the stored one
+            spatial = self._spatial_axes(path)
+            bounded = "dynamic" in metadata  # any size up to the stored one
             for axis, value in zip(spatial, size, strict=True):
                 if bounded and shape[axis] and value > shape[axis]:
                     raise PcarnError(
@@ -178,6 +187,9 @@ class ExportFormat:
                 shape[axis] = value if bounded else shape[axis] or value
         if 0 in shape:
             raise PcarnError(f"{path} has a dynamic input shape {shape}: give an input size")
+        if metadata.get("io") == "image":  # pixels, NHWC (Core ML describes its image input as NCHW)
+            h, w = self._spatial_axes(path)
+            return np.random.default_rng(0).integers(0, 256, (1, shape[h], shape[w], 3), dtype=np.uint8)
         return np.random.default_rng(0).random(shape, dtype=np.float32)
 
     def timer(self, path: Path, threads: int, size: tuple[int, int] | None = None) -> Callable[[], object]:

@@ -56,12 +56,12 @@ OPTIONS: dict[str, ExportOption] = {
             SHUFFLES,
         ),
         ExportOption(
-            "image_input",
-            "--image-input",
-            False,
-            "RGB image input scaled 1/255",
-            None,
-            ("--coreml-image-input",),
+            "io",
+            "--io",
+            "tensor",
+            "what the file takes and returns: tensor (float RGB in [0, 1]) or image (uint8 RGB, "
+            "NHWC; scaling, clamping and rounding inside; Core ML: image input and output types)",
+            ("tensor", "image"),
         ),
     )
 }

@@ -1,7 +1,9 @@
 """Parity: run each exported file in its runtime on real images and compare with PyTorch.
 
-Thresholds: fp32 max abs error <= 1e-4; fp16 PSNR >= 45 dB against fp32 PyTorch. Beside them, what a
-user sees: PSNR-Y and LPIPS of the file's 8-bit output against PyTorch's (inf and 0 when identical).
+Thresholds: fp32 max abs error <= 1e-4; fp16 PSNR >= 45 dB against fp32 PyTorch; a file with image
+input and output (``--io image``), fp32 or fp16: its pixels within 1 level of PyTorch's rounded output.
+Beside them, what a user sees: PSNR-Y and LPIPS of the file's 8-bit output against PyTorch's (inf
+and 0 when identical).
 A format whose files cannot run here may give a static parity instead (Core ML on Linux:
 ``export/coreml/parity.py``).
 """
@@ -17,6 +19,7 @@ import torch
 from PIL import Image
 
 from export.common import DeployHead
+from export.image_io import MAX_LEVEL_ERROR
 from toolkit.images import SAMPLE_PHOTO
 from toolkit.metrics.fidelity import psnr_y
 from toolkit.metrics.lpips import MIN_SIDE as LPIPS_MIN_SIDE
@@ -67,6 +70,7 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     ref8, out8 = to_rgb8(reference), to_rgb8(output)
     return {
         "max_abs": float(np.abs(diff).max()),
+        "max_levels": int(np.abs(out8.astype(np.int16) - ref8.astype(np.int16)).max()),
         "psnr_db": math.inf if mse == 0 else 10 * math.log10(1 / mse),
         "psnr_y_8bit": psnr_y(out8, ref8, 0),
         "lpips": lpips_rgb8(out8, ref8, 0) if min(ref8.shape[:2]) >= LPIPS_MIN_SIDE else None,
@@ -81,10 +85,12 @@ def runtime_parity(
     precision: str,
     model,
     cache: dict | None = None,
+    *,
+    image: bool = False,
 ) -> dict:
     """``runner(path, threads)`` loads the file once for every photo at each of ``sizes``
     (``parity_sizes``); PyTorch's outputs are kept in ``cache`` (one dict per head) so a head's
-    other files reuse them."""
+    other files reuse them. ``image``: the file returns 8-bit pixels, judged in levels."""
     cache = {} if cache is None else cache
     run = runner(path, None)
     reference_model = None
@@ -104,7 +110,11 @@ def runtime_parity(
     worst_psnr = min(r["psnr_db"] for r in rows.values())
     worst_psnr_y = min(r["psnr_y_8bit"] for r in rows.values())
     worst_lpips = max((r["lpips"] for r in rows.values() if r["lpips"] is not None), default=None)
-    if precision == "fp32":
+    worst_levels = max(r.get("max_levels", 255) for r in rows.values())
+    if image:
+        passed = worst_levels <= MAX_LEVEL_ERROR
+        rule = f"pixels within {worst_levels} level(s) of PyTorch's rounded output (<= {MAX_LEVEL_ERROR})"
+    elif precision == "fp32":
         passed, rule = worst_abs <= FP32_MAX_ABS, f"max abs error {worst_abs:.2e} <= {FP32_MAX_ABS:.0e}"
     else:
         passed, rule = worst_psnr >= FP16_MIN_PSNR, f"PSNR {worst_psnr:.1f} dB >= {FP16_MIN_PSNR} dB"
@@ -118,6 +128,7 @@ def runtime_parity(
         "passed": passed,
         "rule": rule,
         "max_abs": worst_abs,
+        "max_levels": worst_levels,
         "psnr_db": worst_psnr,
         "psnr_y_8bit": worst_psnr_y,
         "lpips": worst_lpips,

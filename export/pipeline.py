@@ -24,6 +24,7 @@ from export.common import DeployHead, default_input_size, export_metadata, nativ
 from export.exit_at_lr import ExitAtLR
 from export.formats import FORMATS, PRECISIONS, get_format
 from export.graph import GRAPH_OPTIONS, GraphForm
+from export.image_io import IMAGE, image_metadata
 from export.interface import ExportFormat
 from export.job import ExportJob
 from export.options import refuse_unaccepted
@@ -77,6 +78,8 @@ def export_file(
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
     form = GraphForm.of(accepted)
     metadata.update(form.metadata())
+    if accepted.get("io") == IMAGE:
+        metadata.update(image_metadata())
     lowering = {k: v for k, v in accepted.items() if k not in GRAPH_OPTIONS}  # the format's own options
     with native_output_captured():
         job = ExportJob(
@@ -182,14 +185,16 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     provenance = settings["provenance"]
     size = settings["input_size"] or default_input_size(scale)
     name = fmt.file_name((provenance or {}).get("variant", "pcarn"), scale, precision)
+    image = settings["options"].get("io") == IMAGE
+    layout = "NHWC" if image else fmt.layout
     entry = {
         "format": fmt.name,
         "scale": scale,
         "precision": precision,
         "path": name,
-        "input_layout": fmt.layout,
-        "input_shape": input_shape(fmt.layout, size),
-        "output_shape": output_shape(fmt.layout, size, scale),
+        "input_layout": f"{layout} uint8" if image else layout,
+        "input_shape": input_shape(layout, size),
+        "output_shape": output_shape(layout, size, scale),
     }
     started = time.perf_counter()
     try:
@@ -235,7 +240,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
         sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
-        parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache)
+        parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
         if precision == "int8":  # judged by the picture's loss in dB, not by max abs error
             cost = quantization_cost(head, path, size, cache, settings["val"])
             parity.update(

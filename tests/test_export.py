@@ -223,8 +223,11 @@ def test_bad_arguments_are_clear_errors(tmp_path):
             ["--scales", "2", "--formats", "tflite", "--shuffle", "conv-transpose"],
             "tflite does not take --shuffle",
         ),
-        (["--scales", "2", "--formats", "executorch", "--image-input"], "executorch does not take --image"),
-        (["--scales", "2", "--formats", "onnx", "--image-input"], "onnx does not take --image-input"),
+        (
+            ["--scales", "2", "--formats", "executorch-vulkan", "--io", "image"],
+            "executorch-vulkan does not take --io",
+        ),
+        (["--scales", "2", "--formats", "onnx", "--io", "bitmap"], "invalid choice: 'bitmap'"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
@@ -240,7 +243,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "exported").exists() or not any((tmp_path / "exported").iterdir())
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "coreml", "tflite", "executorch"])
+@pytest.mark.parametrize("fmt", ["coreml", "tflite", "executorch", "executorch-vulkan"])
 def test_every_unaccepted_option_is_refused_before_any_file(tmp_path, fmt):
     from export.formats import FORMATS
     from export.options import OPTIONS
@@ -261,26 +264,6 @@ def test_every_unaccepted_option_is_refused_before_any_file(tmp_path, fmt):
                 progress=False,
             )
         assert not (tmp_path / "out").exists()
-
-
-def test_coreml_image_input_option(tmp_path):
-    import coremltools as ct
-
-    model = deterministic_weights(build_model("pcarn-test"))
-    manifest = export_all(
-        model,
-        tmp_path,
-        formats=["coreml"],
-        scales=[2],
-        precisions=["fp32"],
-        input_size=(8, 8),
-        provenance={"variant": "pcarn-test"},
-        options={"image_input": True},
-        progress=False,
-    )
-    assert manifest["all_passed"]
-    spec = ct.models.MLModel(str(tmp_path / "pcarn-test_x2_fp32.mlpackage"), skip_model_load=True).get_spec()
-    assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
 
 
 def test_every_function_a_format_declares_exists():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from export.checks import Expectation, GraphReport, grouped_check, unique_bytes, weight_check
+from export.image_io import is_image_file
 from export.optional import require
 
 
@@ -56,12 +57,31 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
         shuffles == exp.upsample_stages and max_rank <= 4,
         f"{shuffles} pixel_shuffle for {exp.upsample_stages} stage(s); max tensor rank {max_rank}",
     )
+    if is_image_file(model.user_defined_metadata):
+        _image_types_check(report, model)
     tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
     if precision == "int8":  # int8 weights and the biases; scales and zero points are parameters
         tensors = [m.val for name, m in weights.items() if not name.endswith(("_scale", "_zero_point"))]
         _coreml_int8_checks(report, operations, exp)
     weight_check(report, unique_bytes(tensors), exp, precision)
     return report
+
+
+def _image_types_check(report: GraphReport, model) -> None:
+    """An image file (``--io image``): RGB image input and output, as an app's pixel buffers."""
+    ft = require("coremltools").proto.FeatureTypes_pb2
+    description = model.get_spec().description
+    kinds = [
+        (f.name, f.type.WhichOneof("Type"), ft.ImageFeatureType.ColorSpace.Name(f.type.imageType.colorSpace))
+        for f in (*description.input, *description.output)
+    ]
+    report.add(
+        "image_io",
+        all(kind == "imageType" and space == "RGB" for _, kind, space in kinds),
+        "; ".join(
+            f"{name}: {kind} {space if kind == 'imageType' else ''}".rstrip() for name, kind, space in kinds
+        ),
+    )
 
 
 def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation) -> None:

@@ -1,7 +1,9 @@
 """Core ML export: an ML Program (.mlpackage) for iOS 15+, fp32 or fp16 compute precision.
 
-``image_input=True`` declares an RGB ``ImageType`` input scaled by 1/255, which is what an app hands
-over from a ``CVPixelBuffer``. Core ML cannot run on Linux; there, parity checks the weights instead.
+``io="image"`` declares RGB ``ImageType`` input (scaled by 1/255) and output, what an app hands over
+and gets back as a ``CVPixelBuffer``; the graph rounds and clamps its output to [0, 255] before the
+output conversion (``export/image_io.py``). Core ML cannot run on Linux; there, parity checks the
+weights instead.
 """
 
 from __future__ import annotations
@@ -17,36 +19,51 @@ import torch
 from export.common import DeployHead
 from export.coreml.int8 import quantized_head
 from export.coreml.parity import coreml_static_parity
+from export.image_io import IMAGE, TENSOR, LevelsOut, from_images, is_image_file
 from export.job import ExportJob
 from export.optional import require
 
 
-def export(job: ExportJob, image_input: bool = False, dynamic: bool = False) -> Path:
+def export(job: ExportJob, io: str = TENSOR, dynamic: bool = False) -> Path:
     """``dynamic``: a few enumerated input sizes (the export size, the LR sizes of 720p and 1080p
     outputs, a 256x256 tile), which keep a model on the Neural Engine where flexible ranges may not
     (coremltools #1764, #2370)."""
     ct = require("coremltools")
+    image = io == IMAGE
     if job.precision == "int8":
-        traced = _traced(quantized_head(job.graph, job.input_size, job.calibration_inputs()))
+        graph = quantized_head(job.graph, job.input_size, job.calibration_inputs())
+        traced = _traced(LevelsOut(graph) if image else graph)
     else:
-        traced = job.reuse(("coreml-trace",), lambda: _traced(job.graph))
+        traced = job.reuse(
+            ("coreml-trace", image), lambda: _traced(LevelsOut(job.graph) if image else job.graph)
+        )
     shape = (1, 3, *job.input_size)
     metadata = dict(job.metadata)
     if dynamic:
         sizes = enumerated_sizes(job.input_size, int(job.metadata["scale"]))
         shape = ct.EnumeratedShapes(shapes=[(1, 3, *size) for size in sizes], default=(1, 3, *job.input_size))
         metadata["dynamic"] = "enumerated: " + ", ".join(f"{h}x{w}" for h, w in sizes)
-    if image_input:
+    if image:
         inputs = [ct.ImageType(name="lr", shape=shape, scale=1 / 255.0, color_layout=ct.colorlayout.RGB)]
+        outputs = [ct.ImageType(name="sr", color_layout=ct.colorlayout.RGB)]
+        metadata.update(input_layout="image (RGB)", output_layout="image (RGB)")
     else:
         inputs = [ct.TensorType(name="lr", shape=shape, dtype=np.float32)]
+        outputs = [ct.TensorType(name="sr")]
     # int8 programs compute in float16 between their quantized tensors, as devices run them
     compute = ct.precision.FLOAT32 if job.precision == "fp32" else ct.precision.FLOAT16
-    target = ct.target.iOS17 if job.precision == "int8" else ct.target.iOS15
+    # image outputs need iOS 16
+    target = ct.target.iOS17 if job.precision == "int8" else ct.target.iOS16 if image else ct.target.iOS15
+    # the x255 of an image output stays its own op: fused into the exit conv's weights it would
+    # leave them unlike PyTorch's, and the weight checks and static parity read them
+    passes = ct.PassPipeline()  # the default passes, a copy of its own
+    if image:
+        passes.remove_passes(["common::fuse_conv_scale"])
     model = ct.convert(
         traced,
         inputs=inputs,
-        outputs=[ct.TensorType(name="sr")],
+        outputs=outputs,
+        pass_pipeline=passes,
         convert_to="mlprogram",
         minimum_deployment_target=target,
         compute_precision=compute,
@@ -90,12 +107,17 @@ def _model(path: Path, load: bool = True):
 
 def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     model = _model(path)  # Core ML picks its own threads
+    if is_image_file(read_metadata(path)):  # PIL images in and out (macOS only; not run here)
+        Image = require("PIL.Image")
+        return from_images(
+            lambda pixels: np.asarray(model.predict({"lr": Image.fromarray(pixels[0])})["sr"])[None]
+        )
     return lambda lr_nchw: np.asarray(model.predict({"lr": lr_nchw.astype(np.float32)})["sr"])
 
 
 def timed_session(path: Path, threads: int, x: np.ndarray):
     model = _model(path)  # Core ML picks its own threads; CPU_ONLY keeps it off the GPU and ANE
-    inputs = {"lr": x}
+    inputs = {"lr": require("PIL.Image").fromarray(x[0]) if x.dtype == np.uint8 else x}
     return lambda: model.predict(inputs)
 
 

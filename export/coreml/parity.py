@@ -37,13 +37,19 @@ def coreml_static_parity(head: DeployHead, path: Path, precision: str, onnx_path
     weights = coreml_weights(model)
     by_name = {}
     for name, meta in weights.items():
-        key = name.removesuffix("_to_fp16")
+        key = name.removesuffix("_to_fp16").removeprefix("inner_")  # an image file's graph is wrapped
         by_name[key] = np.asarray(meta.val)
     steps = {}
     if precision == "int8":
         dequantized = _dequantized_weights(weights)
-        steps = {k.removesuffix("#step"): v for k, v in dequantized.items() if k.endswith("#step")}
-        by_name.update({k: v for k, v in dequantized.items() if not k.endswith("#step")})
+        steps = {
+            k.removesuffix("#step").removeprefix("inner_"): v
+            for k, v in dequantized.items()
+            if k.endswith("#step")
+        }
+        by_name.update(
+            {k.removeprefix("inner_"): v for k, v in dequantized.items() if not k.endswith("#step")}
+        )
     mismatched, missing = [], []
     for name, param in head.net.named_parameters():
         key = "net_" + name.replace(".", "_")
@@ -83,11 +89,21 @@ def coreml_static_parity(head: DeployHead, path: Path, precision: str, onnx_path
 
         graph = onnx.load(str(onnx_path)).graph
         inits = {i.name: numpy_helper.to_array(i).shape for i in graph.initializer}
-        # fp16 weights arrive through a Cast, int8 ones through a DequantizeLinear
-        casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type in ("Cast", "DequantizeLinear")}
-        onnx_convs = [
-            tuple(inits[casts.get(n.input[1], n.input[1])]) for n in graph.node if n.op_type == "Conv"
-        ]
+        # a weight folded at export (an image file's x255 in the exit conv) is a Constant node
+        inits.update(
+            {n.output[0]: tuple(n.attribute[0].t.dims) for n in graph.node if n.op_type == "Constant"}
+        )
+        # fp16 weights arrive through a Cast, int8 ones through a DequantizeLinear (a folded one
+        # also through a QuantizeLinear)
+        links = ("Cast", "DequantizeLinear", "QuantizeLinear")
+        casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type in links}
+
+        def source(name: str) -> str:
+            while name not in inits and name in casts:
+                name = casts[name]
+            return name
+
+        onnx_convs = [tuple(inits[source(n.input[1])]) for n in graph.node if n.op_type == "Conv"]
         props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
         if props.get("exit_at_lr") == "true":  # that file's exit conv runs before the last shuffle
             onnx_convs, coreml_convs = onnx_convs[:-1], coreml_convs[:-1]

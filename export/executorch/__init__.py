@@ -12,7 +12,7 @@ FORMAT = ExportFormat.declare(
     extra="executorch",
     export_modules=("executorch", "torchao"),
     runtime_module="executorch",
-    options=("dynamic", "exit_at_lr"),
+    options=("dynamic", "exit_at_lr", "io"),
     precisions=("fp32",),
 )
 

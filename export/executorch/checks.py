@@ -18,12 +18,23 @@ from pathlib import Path
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.executorch.file import XNNPACK, PTEFile
+from export.image_io import is_image_file
 
 _CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
 # What a --dynamic program computes outside the delegates: sizes, integer arithmetic on them and
 # zero-copy views (the pixel shuffle's reshapes at a symbolic size); no pixel is computed there.
 SHAPE_ONLY = {"aten::sym_size.int", "executorch_prim::et_view.default"} | {
     f"executorch_prim::{op}.Scalar" for op in ("mul", "add", "sub", "floordiv")
+}
+
+
+# An image file's pixel edges (export/image_io.py) on portable kernels: the uint8 <-> float casts,
+# the rounding and the layout permute XNNPACK does not take with them.
+IMAGE_EDGES = {
+    "dim_order_ops::_to_dim_order_copy.out",
+    "aten::_to_copy.out",
+    "aten::round.out",
+    "aten::permute_copy.out",
 }
 
 
@@ -42,10 +53,12 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
         if "output_min_max" in node and node["output_min_max"].get("output_min", 0) == 0
     )
     clamps = report.ops.get("Clamp", 0)
+    image = is_image_file(pte.metadata())
     report.add(
         "fused_activations",
-        clamps == 0,
-        f"ReLU fused as the output clamp of {counted(fused)}; {clamps} separate clamp nodes",
+        clamps == int(image),
+        f"ReLU fused as the output clamp of {counted(fused)}; {clamps} separate clamp nodes"
+        + ("; declared: an image file's clamp to [0, 1] before rounding" if image else ""),
     )
     transposes = [body for kind, body in nodes if kind == "XNNStaticTranspose"]
     # each rank-4 pixel shuffle (export/shuffle_forms.py) swaps its row offset past H once
@@ -61,13 +74,15 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
     weight_check(report, unique_bytes(pte.weight_blobs()), exp, precision)
     calls = collections.Counter(pte.kernel_calls())
     bookkeeping = collections.Counter({op: n for op, n in calls.items() if op in SHAPE_ONLY})
-    outside = calls - bookkeeping
+    edges = collections.Counter({op: n for op, n in calls.items() if op in IMAGE_EDGES}) if image else {}
+    outside = calls - bookkeeping - collections.Counter(edges)
     others = [d for d in pte.delegate_ids() if d != XNNPACK]
     report.add(
         "xnnpack",
         not outside and not others and bool(pte.xnnpack_graphs),
         f"forward is {len(pte.xnnpack_graphs)} XNNPACK delegate(s); ops on portable kernels: "
-        f"{counted(outside)}; shape bookkeeping of a --dynamic file: {counted(bookkeeping)}; other "
+        f"{counted(outside)}; shape bookkeeping of a --dynamic file: {counted(bookkeeping)}; "
+        f"an image file's pixel conversions: {counted(edges)}; other "
         f"delegates: {', '.join(others) or 'none'}",
     )
     return report

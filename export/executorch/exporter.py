@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from export.executorch.file import FORWARD, PTEFile
+from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
 from export.optional import require
 from export.shuffle_forms import Rank4ShuffleHead
@@ -26,13 +27,18 @@ from export.shuffle_forms import Rank4ShuffleHead
 MIN_DYNAMIC_SIDE = 2  # the smallest LR side a --dynamic file takes
 
 
-def export(job: ExportJob, dynamic: bool = False) -> Path:
+def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
     """The head in ``job.form``'s exit placement with rank-4 pixel shuffles (no rank-6 transpose;
     ``export/shuffle_forms.py``), exported and lowered whole to XNNPACK. ``dynamic``:
     bounded dynamic shapes, any LR height and width up to the export's input size (the largest frame
-    the app will feed; ExecuTorch plans memory for that bound)."""
+    the app will feed; ExecuTorch plans memory for that bound). ``io="image"``: uint8 pixels in and
+    out (``export/image_io.py``); the conversions at the edges run outside the delegate."""
+    image = io == IMAGE
     graph = job.reuse(("rank4", job.form), lambda: Rank4ShuffleHead(job.head, job.form.exit_at_lr).eval())
-    program = job.reuse(("executorch", job.form, dynamic), lambda: exported(graph, job.input_size, dynamic))
+    program = job.reuse(
+        ("executorch", job.form, dynamic, image),
+        lambda: exported(ImageIO(graph) if image else graph, job.input_size, dynamic, image),
+    )
     metadata = dict(job.metadata)
     if dynamic:
         h, w = job.input_size
@@ -41,13 +47,17 @@ def export(job: ExportJob, dynamic: bool = False) -> Path:
     return job.path
 
 
-def exported(net: torch.nn.Module, size: tuple[int, int], dynamic: bool) -> torch.export.ExportedProgram:
-    sample = (torch.rand(1, 3, *size),)
+def exported(
+    net: torch.nn.Module, size: tuple[int, int], dynamic: bool, image: bool = False
+) -> torch.export.ExportedProgram:
+    """``net`` exported at ``size`` (``image``: on uint8 NHWC pixels), bounded by it if ``dynamic``."""
+    sample = (sample_pixels(size) if image else torch.rand(1, 3, *size),)
     if not dynamic:
         return torch.export.export(net, sample)
+    h, w = (1, 2) if image else (2, 3)
     dims = {
         axis: torch.export.Dim(name, min=MIN_DYNAMIC_SIDE, max=max(bound, MIN_DYNAMIC_SIDE + 1))
-        for axis, name, bound in ((2, "height", size[0]), (3, "width", size[1]))
+        for axis, name, bound in ((h, "height", size[0]), (w, "width", size[1]))
     }
     return torch.export.export(net, sample, dynamic_shapes=(dims,))
 
@@ -83,8 +93,11 @@ def _method(path: Path, threads: int | None) -> Callable[[list], list]:
 
 
 def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The file in ExecuTorch's runtime (XNNPACK on CPU); NCHW float32 in and out."""
+    """The file in ExecuTorch's runtime (XNNPACK on CPU); NCHW float32 in and out (an image file's
+    pixels converted around it)."""
     forward = _method(path, threads)
+    if is_image_file(read_metadata(path)):
+        return from_images(lambda pixels: forward([torch.from_numpy(pixels)])[0].numpy())
 
     def call(lr_nchw: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(lr_nchw, dtype=np.float32))

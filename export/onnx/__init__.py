@@ -14,7 +14,7 @@ FORMAT = ExportFormat.declare(
     extra="onnx",
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
-    options=("dynamic", "exit_at_lr", "shuffle"),
+    options=("dynamic", "exit_at_lr", "shuffle", "io"),
     precisions=("fp32", "fp16", "int8"),
 )
 

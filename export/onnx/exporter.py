@@ -8,14 +8,15 @@ can run them; the Cast is folded when the session loads.
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
@@ -24,14 +25,19 @@ from export.optional import require
 OPSET = 17
 
 
-def export(job: ExportJob, dynamic: bool = False) -> Path:
+def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
     """``job.graph`` (any exit placement and shuffle form, ``export/graph.py``) traced, simplified and
-    written; ``dynamic``: height and width left free."""
+    written; ``dynamic``: height and width left free; ``io="image"``: uint8 NHWC in and out
+    (``export/image_io.py``)."""
     onnx = require("onnx")
-    key = ("onnx", dynamic, job.form)
-    fp32 = job.reuse(key, lambda: simplified_fp32(job.graph, job.input_size, dynamic))
+    image = io == IMAGE
+    key = ("onnx", dynamic, job.form, image)
+    fp32 = job.reuse(
+        key,
+        lambda: simplified_fp32(ImageIO(job.graph) if image else job.graph, job.input_size, dynamic, image),
+    )
     if job.precision == "int8":
-        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs()))
+        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs(), image=image))
     else:
         model = onnx.load_from_string(fp32)
     if job.precision == "fp16":
@@ -45,13 +51,17 @@ def export(job: ExportJob, dynamic: bool = False) -> Path:
     return job.path
 
 
-def simplified_fp32(head: torch.nn.Module, input_size: tuple[int, int], dynamic: bool) -> bytes:
-    """The traced fp32 graph after onnxsim, serialized: what every precision starts from."""
+def simplified_fp32(
+    head: torch.nn.Module, input_size: tuple[int, int], dynamic: bool, image: bool = False
+) -> bytes:
+    """The traced fp32 graph after onnxsim, serialized: what every precision starts from; ``image``:
+    ``head`` takes uint8 NHWC pixels."""
     onnx = require("onnx")
     onnxsim = require("onnxsim")
-    sample = torch.rand(1, 3, *input_size)
-    buffer = io.BytesIO()
-    axes = {"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}} if dynamic else None
+    sample = sample_pixels(input_size) if image else torch.rand(1, 3, *input_size)
+    buffer = BytesIO()
+    h, w = (1, 2) if image else (2, 3)
+    axes = {"lr": {h: "height", w: "width"}, "sr": {h: "out_height", w: "out_width"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
@@ -118,9 +128,12 @@ def ort_session(path: Path, threads: int | None = None, profile_prefix: str | No
 
 
 def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The file in one ONNX Runtime (CPU) session, called as often as needed; NCHW float32 in and out."""
+    """The file in one ONNX Runtime (CPU) session, called as often as needed; NCHW float32 in and out
+    (an image file's pixels converted around it)."""
     session = ort_session(path, threads)
     name = session.get_inputs()[0].name
+    if is_image_file(read_metadata(path)):
+        return from_images(lambda pixels: session.run(None, {name: pixels})[0])
     return lambda lr_nchw: session.run(None, {name: lr_nchw.astype(np.float32)})[0]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.image_io import to_pixels
 from export.optional import require
 
 # Ops ONNX Runtime's CPU provider runs on 8-bit data inside a QDQ unit; DepthToSpace and Concat only
@@ -20,10 +21,15 @@ from export.optional import require
 QUANTIZED_OPS = ("Conv", "Add", "Concat", "Relu", "DepthToSpace", "Reshape", "Transpose")
 
 
-def quantize_onnx(fp32: bytes, inputs: list[np.ndarray]) -> bytes:
-    """``fp32`` (a serialized model with one NCHW input) as a QDQ int8 model, calibrated on
-    ``inputs`` (HxWx3 float32 crops at the model's input size)."""
+def quantize_onnx(fp32: bytes, inputs: list[np.ndarray], image: bool = False) -> bytes:
+    """``fp32`` (a serialized model with one NCHW input, or with ``image`` one uint8 NHWC input) as
+    a QDQ int8 model, calibrated on ``inputs`` (HxWx3 float32 crops at the model's input size)."""
     quantization = require("onnxruntime.quantization")
+
+    def feed(crop: np.ndarray) -> np.ndarray:
+        if image:
+            return to_pixels(np.ascontiguousarray(crop.transpose(2, 0, 1))[None])
+        return np.ascontiguousarray(crop.transpose(2, 0, 1))[None]
 
     class Reader(quantization.CalibrationDataReader):
         def __init__(self) -> None:
@@ -31,7 +37,7 @@ def quantize_onnx(fp32: bytes, inputs: list[np.ndarray]) -> bytes:
 
         def get_next(self) -> dict | None:
             crop = next(self.pending, None)
-            return None if crop is None else {"lr": np.ascontiguousarray(crop.transpose(2, 0, 1))[None]}
+            return None if crop is None else {"lr": feed(crop)}
 
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
+from export.image_io import is_image_file
 from export.tflite.file import TFLiteFile
 from export.tflite.resizable import is_resizable
 
@@ -29,6 +30,13 @@ XNNPACK_OPS = {
     "MEAN",
     "FULLY_CONNECTED",
 }
+
+
+# an image file's edges (export/image_io.py) that XNNPACK leaves to LiteRT's kernels, and the
+# float ops of an int8 image file (uint8 -> float before the input mean; after the exit conv its
+# dequantized output x255, rounded and cast, and one layout transpose)
+IMAGE_EDGES = {"CAST", "ROUND", "RELU_0_TO_1"}
+IMAGE_INT8_EDGES = collections.Counter({"CAST": 1, "DEQUANTIZE": 1, "MUL": 1, "ROUND": 1, "TRANSPOSE": 1})
 
 
 def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
@@ -70,11 +78,15 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
     weight_check(report, unique_bytes(buffers), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
     declared = ""
+    if is_image_file(tflite.metadata()) and IMAGE_EDGES & set(outside):
+        edges = sorted(IMAGE_EDGES & set(outside))
+        outside = [name for name in outside if name not in IMAGE_EDGES]
+        declared += f"; declared: an image file's pixel conversions {', '.join(edges)} beside XNNPACK"
     if "dynamic" in tflite.metadata():
         _resizable_check(report, tflite)
         if "STRIDED_SLICE" in outside:  # XNNPACK slices with unit strides only
             outside.remove("STRIDED_SLICE")
-            declared = (
+            declared += (
                 f"; declared: {report.ops['STRIDED_SLICE']} STRIDED_SLICE of the --dynamic channel "
                 "reorder run on LiteRT's own kernels"
             )
@@ -136,10 +148,16 @@ def _tflite_int8_checks(report: GraphReport, tflite: TFLiteFile, ops: list, exp:
         for name, op in ops
         if name != "QUANTIZE" and any(sub.tensors[i].type == schema.TensorType.FLOAT32 for i in op.outputs)
     )
+    declared, what = collections.Counter({"SUB": 1}), "the input mean SUB"
+    dequantized = 0
+    if is_image_file(tflite.metadata()):  # float from the exit conv on: round to the 256 levels
+        declared += IMAGE_INT8_EDGES
+        dequantized = 1
+        what += f", an image file's pixel conversions ({counted(IMAGE_INT8_EDGES)})"
     report.add(
         "integer_graph",
-        floating <= collections.Counter({"SUB": 1}) and report.ops.get("DEQUANTIZE", 0) == 0,
-        f"float ops: {counted(floating)} (declared: the input mean SUB); "
+        floating <= declared and report.ops.get("DEQUANTIZE", 0) == dequantized,
+        f"float ops: {counted(floating)} (declared: {what}); "
         f"{report.ops.get('DEQUANTIZE', 0)} DEQUANTIZE; output {_tensor_type(sub, sub.outputs[0], schema)}",
     )
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from export.common import NHWC
+from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
 from export.optional import require
 from export.tflite.d2s import NativeShuffleHead
@@ -26,24 +27,27 @@ from export.tflite.int8 import quantize_tflite
 from export.tflite.resizable import is_resizable, resizable
 
 
-def export(job: ExportJob, dynamic: bool = False) -> Path:
+def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
     """The head in ``job.form`` with TFLite's native shuffle (the staged loop of ``export/graph.py``'s
     graphs, DCR channel order), NHWC in and out; ``dynamic``: resizable at run time
-    (``export/tflite/resizable.py``)."""
+    (``export/tflite/resizable.py``); ``io="image"``: uint8 pixels in and out (``export/image_io.py``)."""
     exit_at_lr = job.form.exit_at_lr
-    head = NHWC(NativeShuffleHead(job.head, exit_at_lr=exit_at_lr, resizable=dynamic)).eval()
-    key = ("tflite", exit_at_lr, dynamic)
+    image = io == IMAGE
+    graph = NativeShuffleHead(job.head, exit_at_lr=exit_at_lr, resizable=dynamic)
+    head = (ImageIO(graph) if image else NHWC(graph)).eval()
+    key = ("tflite", exit_at_lr, dynamic, image)
+    metadata = dict(job.metadata)
     if job.precision == "int8":
-        data = quantize_tflite(head, job.input_size, job.calibration_inputs())
-        job.metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
+        data = quantize_tflite(head, job.input_size, job.calibration_inputs(), image=image)
+        if not image:
+            metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
     elif job.precision == "fp32":
-        data = job.reuse(key, lambda: converted_fp32(head, job.input_size))
+        data = job.reuse(key, lambda: converted_fp32(head, job.input_size, image))
     else:
-        fp32 = job.reuse(key, lambda: converted_fp32(head, job.input_size))
+        fp32 = job.reuse(key, lambda: converted_fp32(head, job.input_size, image))
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fp32.tflite").write_bytes(fp32)
             data = _float16_weights(Path(tmp) / "fp32.tflite", Path(tmp) / "fp16.tflite")
-    metadata = dict(job.metadata)
     if dynamic:
         data = resizable(data)
         metadata["dynamic"] = "any height and width: resize the input tensor before allocating"
@@ -51,10 +55,11 @@ def export(job: ExportJob, dynamic: bool = False) -> Path:
     return job.path
 
 
-def converted_fp32(head: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
-    """litert-torch's fp32 flatbuffer of the NHWC head: what fp32 and fp16 start from."""
+def converted_fp32(head: torch.nn.Module, input_size: tuple[int, int], image: bool = False) -> bytes:
+    """litert-torch's fp32 flatbuffer of the NHWC head (``image``: taking uint8 pixels): what fp32
+    and fp16 start from."""
     litert_torch = require("litert_torch")
-    sample = torch.rand(1, *input_size, 3)
+    sample = sample_pixels(input_size) if image else torch.rand(1, *input_size, 3)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         edge = litert_torch.convert(head, (sample,))
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,16 +113,23 @@ def interpreter(content: bytes, threads: int | None = None, x: np.ndarray | None
 def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The file in one LiteRT interpreter (XNNPACK on CPU), NCHW float32 in and out like the other
     formats; an integer input or output (int8 files) is (de)quantized with its own parameters."""
-    interp = interpreter(Path(path).read_bytes(), threads)
+    content = Path(path).read_bytes()
+    interp = interpreter(content, threads)
     source, sink = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def invoke(x: np.ndarray) -> np.ndarray:
+        if _fit(interp, x.shape):
+            interp.allocate_tensors()
+        interp.set_tensor(source["index"], x)
+        interp.invoke()
+        return interp.get_tensor(sink["index"])
+
+    if is_image_file(TFLiteFile.read(content).metadata()):
+        return from_images(invoke)
 
     def call(lr_nchw: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(lr_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
-        if _fit(interp, x.shape):
-            interp.allocate_tensors()
-        interp.set_tensor(source["index"], _to_tensor(x, source))
-        interp.invoke()
-        return _from_tensor(interp.get_tensor(sink["index"]), sink).transpose(0, 3, 1, 2)
+        return _from_tensor(invoke(_to_tensor(x, source)), sink).transpose(0, 3, 1, 2)
 
     return call
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.image_io import sample_pixels, to_pixels
 from export.optional import require
 
 _RELU = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
@@ -125,19 +126,21 @@ def _quantizer():
 
 
 def quantize_tflite(
-    head_nhwc: torch.nn.Module, input_size: tuple[int, int], inputs: list[np.ndarray]
+    head_nhwc: torch.nn.Module, input_size: tuple[int, int], inputs: list[np.ndarray], image: bool = False
 ) -> bytes:
-    """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops)."""
+    """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
+    ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels."""
     litert_torch = require("litert_torch")
     quantize_pt2e = require("torchao.quantization.pt2e.quantize_pt2e")
     quant_config = require("litert_torch.quantize.quant_config")
-    sample = (torch.rand(1, *input_size, 3),)
+    sample = (sample_pixels(input_size) if image else torch.rand(1, *input_size, 3),)
     quantizer = _quantizer()
     graph = torch.export.export(head_nhwc.eval(), sample).module()
     prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for crop in inputs:
-            prepared(torch.from_numpy(np.ascontiguousarray(crop))[None])
+            x = np.ascontiguousarray(crop)[None]
+            prepared(torch.from_numpy(to_pixels(x.transpose(0, 3, 1, 2)) if image else x))
     converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         edge = litert_torch.convert(
