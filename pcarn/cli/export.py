@@ -90,6 +90,8 @@ def summary(manifest: dict) -> str:
         checks = "pass" if all(c["passed"] is not False for c in e["checks"].values()) else "FAIL"
         parity = e["parity"]
         value = f"max abs {parity['max_abs']:.1e}, {parity['psnr_db']:.1f} dB" if parity["ran"] else "static"
+        if parity["ran"] and e["input_layout"].endswith("uint8"):  # an image file: judged in levels
+            value = f"pixels within {parity['max_levels']} level(s) of PyTorch's"
         if "quantization" in parity:  # int8: judged by the picture's loss on the validation photos
             value = f"PSNR-Y cost {parity['quantization']['cost_db']:+.3f} dB on validation photos"
         verdict = "pass" if parity["passed"] else "FAIL"
