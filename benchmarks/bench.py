@@ -310,7 +310,9 @@ def _cases(
 
 
 def _precisions(runtime: str) -> tuple[str, ...]:
-    return FORMATS[runtime].precisions if runtime in FORMATS else ("fp32",)
+    if runtime not in FORMATS:
+        return ("fp32",)
+    return (*FORMATS[runtime].precisions, *FORMATS[runtime].extra_precisions)
 
 
 def _file_cases(path: Path, base: dict, size: tuple[int, int] | None, tiles: list[int]) -> list[dict]:

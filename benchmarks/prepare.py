@@ -21,6 +21,7 @@ from benchmarks.runtimes import RUNTIMES, TORCH_RUNTIMES
 from export.common import DeployHead, native_output_captured
 from export.formats import FORMATS
 from export.interface import ExportFormat
+from export.options import QUANTIZED_PRECISIONS
 from export.pipeline import export_file
 from models import PCARN, variant_of
 from toolkit.calibration import calibration_set
@@ -78,7 +79,7 @@ def model_file(
     if isinstance(model, PCARN):
         provenance = provenance or {"variant": variant_of(model.config) or "pcarn", "path": RANDOM_WEIGHTS}
         try:
-            calibration = calibration_set() if precision == "int8" else None
+            calibration = calibration_set() if precision in QUANTIZED_PRECISIONS else None
             return export_file(
                 model,
                 fmt,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from export.common import DeployHead
+from export.options import QUANTIZED_PRECISIONS
 
 WEIGHT_SLACK = 1.05
 
@@ -34,7 +35,7 @@ class Expectation:
     unique_bias_count: int = 0
 
     def weight_bytes(self, precision: str) -> int:
-        if precision == "int8":  # int8 weights, int32 biases (both runtimes' integer convs)
+        if precision in QUANTIZED_PRECISIONS:  # int8 weights, int32 biases (both runtimes' integer convs)
             return (self.unique_param_count - self.unique_bias_count) + 4 * self.unique_bias_count
         return self.unique_param_count * (2 if precision == "fp16" else 4)
 

@@ -22,7 +22,7 @@ FORMATS: dict[str, ExportFormat] = {
     )
 }
 DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
-PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
+PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in (*f.precisions, *f.extra_precisions)))
 
 
 def get_format(name: str) -> ExportFormat:

@@ -70,7 +70,8 @@ class ExportFormat:
     input_shape: Callable[[Path], list[int]]  # 0 for a dynamic dimension
     # check(path, expectation, precision) -> GraphReport (export.checks)
     check: Callable
-    precisions: tuple[str, ...] = ("fp32", "fp16")
+    precisions: tuple[str, ...] = ("fp32", "fp16")  # written unless precisions are named
+    extra_precisions: tuple[str, ...] = ()  # written only when named (--precision)
     # why files cannot run on this platform at all (None: they can)
     platform_limit: Callable[[], str | None] = _always
     # parity without running, where the format cannot run here: (head, path, precision, files) -> dict
@@ -153,6 +154,9 @@ class ExportFormat:
         except Exception as exc:
             reason = f"{exc}".strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PcarnError(f"{path} is not a readable {self.name} file ({self.suffix}): {reason}") from None
+
+    def takes(self, precision: str) -> bool:
+        return precision in self.precisions or precision in self.extra_precisions
 
     def file_name(self, variant: str, scale: int, precision: str) -> str:
         return f"{variant}_x{scale}_{precision}{self.suffix}"

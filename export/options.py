@@ -15,6 +15,9 @@ from typing import Any
 
 from toolkit.errors import PcarnError
 
+# precisions whose activations are calibrated and whose files are judged by their PSNR-Y cost
+QUANTIZED_PRECISIONS = ("int8", "w8a16")
+
 # the pixel-shuffle forms (``export/shuffle_forms.py`` builds them)
 DEPTH_TO_SPACE, CONV_TRANSPOSE = "depth-to-space", "conv-transpose"
 SHUFFLES = (DEPTH_TO_SPACE, CONV_TRANSPOSE)

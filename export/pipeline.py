@@ -27,7 +27,7 @@ from export.graph import GRAPH_OPTIONS, GraphForm
 from export.image_io import IMAGE, image_metadata
 from export.interface import ExportFormat
 from export.job import ExportJob
-from export.options import refuse_unaccepted
+from export.options import QUANTIZED_PRECISIONS, refuse_unaccepted
 from export.parity import parity_sizes, runtime_parity
 from export.quant_cost import quantization_cost
 from models import PCARN
@@ -63,8 +63,9 @@ def export_file(
     take are refused. ``cache`` (one dict per head, kept by the caller) lets a head's files share
     its trace and conversion across precisions."""
     accepted = refuse_unaccepted([fmt], options or {})
-    if precision not in fmt.precisions:
-        raise PcarnError(f"{fmt.name} takes precisions {', '.join(fmt.precisions)}, not {precision!r}")
+    if not fmt.takes(precision):
+        taken = ", ".join((*fmt.precisions, *fmt.extra_precisions))
+        raise PcarnError(f"{fmt.name} takes precisions {taken}, not {precision!r}")
     ok, reason = fmt.available()
     if not ok:
         raise PcarnError(reason)
@@ -74,7 +75,7 @@ def export_file(
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
-    if precision == "int8" and calibration is not None:
+    if precision in QUANTIZED_PRECISIONS and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
     form = GraphForm.of(accepted)
     metadata.update(form.metadata())
@@ -124,7 +125,7 @@ def export_all(
     if precisions is not None:
         check_names(precisions, PRECISIONS, "precision")
         for fmt in chosen:
-            lacking = [p for p in precisions if p not in fmt.precisions]
+            lacking = [p for p in precisions if not fmt.takes(p)]
             if lacking:
                 raise PcarnError(
                     f"{fmt.name} does not take {lacking[0]} (it takes {', '.join(fmt.precisions)}); "
@@ -139,11 +140,11 @@ def export_all(
         raise PcarnError(f"--out {out} exists and is not a folder")
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
-    jobs = [
-        (f, s, p) for f in chosen for s in scales for p in (precisions or f.precisions) if p in f.precisions
-    ]
+    jobs = [(f, s, p) for f in chosen for s in scales for p in (precisions or f.precisions) if f.takes(p)]
     calibration = None
-    if any(p == "int8" for _, _, p in jobs):  # bad photos or counts fail here, before any export
+    if any(
+        p in QUANTIZED_PRECISIONS for _, _, p in jobs
+    ):  # bad photos or counts fail here, before any export
         if calib_samples < 1:
             raise PcarnError(f"--calib-samples must be at least 1, got {calib_samples}")
         calibration = calibration_set(calib)
@@ -241,7 +242,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     else:
         sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
         parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
-        if precision == "int8":  # judged by the picture's loss in dB, not by max abs error
+        if precision in QUANTIZED_PRECISIONS:  # judged by the picture's loss in dB, not max abs error
             cost = quantization_cost(head, path, size, cache, settings["val"])
             parity.update(
                 passed=cost["passed"],

@@ -16,6 +16,7 @@ FORMAT = ExportFormat.declare(
     runtime_module="onnxruntime",
     options=("dynamic", "exit_at_lr", "shuffle", "io"),
     precisions=("fp32", "fp16", "int8"),
+    extra_precisions=("w8a16",),  # int8 weights, 16-bit activations: what NPUs run natively
 )
 
 __all__ = ["FORMAT"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
 from export.optional import require
+from export.options import QUANTIZED_PRECISIONS
 from export.shuffle_forms import is_one_hot_shuffle
 
 # an image file's float edges (export/image_io.py): uint8 -> float and /255 before the input mean,
@@ -52,13 +53,15 @@ def check_onnx(path: Path, exp: Expectation, precision: str) -> GraphReport:
         f"ConvTranspose; max tensor rank {max_rank}",
     )
     initializers = model.graph.initializer
-    if precision == "int8":  # the quantized tensors; scales and zero points are quantization parameters
+    if (
+        precision in QUANTIZED_PRECISIONS
+    ):  # the quantized tensors; scales and zero points are quantization parameters
         quantized = {n.input[0] for n in nodes if n.op_type == "DequantizeLinear"}
         initializers = [i for i in initializers if i.name in quantized]
     # the shuffles' one-hot weights are data movement, not model weights
     arrays = [numpy_helper.to_array(i) for i in initializers if i.name not in one_hot]
     weight_check(report, unique_bytes(arrays), exp, precision)
-    if precision == "int8":
+    if precision in QUANTIZED_PRECISIONS:
         _onnx_int8_checks(report, nodes, model, exp)
     return report
 

@@ -21,6 +21,7 @@ from export.job import ExportJob
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
 from export.optional import require
+from export.options import QUANTIZED_PRECISIONS
 
 OPSET = 17
 
@@ -36,8 +37,11 @@ def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
         key,
         lambda: simplified_fp32(ImageIO(job.graph) if image else job.graph, job.input_size, dynamic, image),
     )
-    if job.precision == "int8":
-        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs(), image=image))
+    if job.precision in QUANTIZED_PRECISIONS:  # w8a16: 16-bit activations
+        bits = 16 if job.precision == "w8a16" else 8
+        model = onnx.load_from_string(
+            quantize_onnx(fp32, job.calibration_inputs(), image=image, activation_bits=bits)
+        )
     else:
         model = onnx.load_from_string(fp32)
     if job.precision == "fp16":

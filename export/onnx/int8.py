@@ -21,9 +21,13 @@ from export.optional import require
 QUANTIZED_OPS = ("Conv", "Add", "Concat", "Relu", "DepthToSpace", "Reshape", "Transpose")
 
 
-def quantize_onnx(fp32: bytes, inputs: list[np.ndarray], image: bool = False) -> bytes:
+def quantize_onnx(
+    fp32: bytes, inputs: list[np.ndarray], image: bool = False, activation_bits: int = 8
+) -> bytes:
     """``fp32`` (a serialized model with one NCHW input, or with ``image`` one uint8 NHWC input) as
-    a QDQ int8 model, calibrated on ``inputs`` (HxWx3 float32 crops at the model's input size)."""
+    a QDQ model with int8 weights and ``activation_bits`` activations (8, or 16: W8A16, in ONNX
+    Runtime's com.microsoft Q/DQ ops, since opset 17 has no 16-bit ones), calibrated on ``inputs``
+    (HxWx3 float32 crops at the model's input size)."""
     quantization = require("onnxruntime.quantization")
 
     def feed(crop: np.ndarray) -> np.ndarray:
@@ -39,6 +43,7 @@ def quantize_onnx(fp32: bytes, inputs: list[np.ndarray], image: bool = False) ->
             crop = next(self.pending, None)
             return None if crop is None else {"lr": feed(crop)}
 
+    wide = activation_bits == 16
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(fp32)
@@ -49,9 +54,9 @@ def quantize_onnx(fp32: bytes, inputs: list[np.ndarray], image: bool = False) ->
             quant_format=quantization.QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             per_channel=True,
-            activation_type=quantization.QuantType.QUInt8,
+            activation_type=quantization.QuantType.QUInt16 if wide else quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
             calibrate_method=quantization.CalibrationMethod.MinMax,
-            extra_options={"ForceQuantizeNoInputCheck": True},
+            extra_options={"ForceQuantizeNoInputCheck": True, "UseQDQContribOps": wide},
         )
         return target.read_bytes()
