@@ -33,6 +33,7 @@ from export.quant_cost import quantization_cost
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError, check_names
+from toolkit.metrics.evaluate import validation_images
 
 
 def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
@@ -149,6 +150,7 @@ def export_all(
             raise PcarnError(f"--calib-samples must be at least 1, got {calib_samples}")
         calibration = calibration_set(calib)
         calibration.crops(scales[0], (8, 8), 1)
+        validation_images(val)  # the photos their cost is measured on
     out.mkdir(exist_ok=True)  # only once nothing is left to refuse
     settings = {
         "input_size": input_size,

@@ -16,7 +16,8 @@ from export.onnx.checks import check_onnx
 from export.pipeline import export_all
 from export.tflite.checks import check_tflite
 from models import build_model
-from toolkit.calibration import calibration_set
+from toolkit.calibration import calibration_set, with_range_margin
+from toolkit.data import HELD_OUT
 from toolkit.errors import PcarnError
 
 SIZE = (48, 64)  # windows large enough for the tiny model's receptive radius (11 LR pixels)
@@ -185,6 +186,26 @@ def test_calibration_crops_are_seeded_and_never_validation_photos(tmp_path):
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / "astronaut.png")
     with pytest.raises(PcarnError, match="validation photos"):
         calibration_set(folder)
+
+
+def test_calibration_never_reads_the_held_out_photos(tmp_path):
+    """They report what quantization costs on photos nothing was tuned on."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    held_out = np.full((40, 50, 3), 255, dtype=np.uint8)
+    Image.fromarray(held_out).save(folder / HELD_OUT[0])
+    with pytest.raises(PcarnError, match="only held-out photos"):
+        calibration_set(folder)
+    Image.fromarray(np.zeros((40, 50, 3), dtype=np.uint8)).save(folder / "other.png")
+    assert all(crop.max() == 0 for crop in calibration_set(folder).crops(2, (8, 12), 4))
+
+
+def test_range_margin_widens_only_beyond_the_photos():
+    crops = [np.full((4, 6, 3), v, dtype=np.float32) for v in (0.4, 0.7)]
+    widened = with_range_margin(crops)
+    assert len(widened) == 5 and np.array_equal(widened[0], crops[0])
+    assert np.allclose(widened[2], 0.3) and np.allclose(widened[3], 0.9)  # contrast doubled about 0.5
+    assert widened[4].min() < 0.1 and widened[4].max() > 0.9 and widened[4].dtype == np.float32
 
 
 def test_bench_times_int8_files_beside_fp32(int8_run):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data import bicubic_downscale, list_images, load_rgb8
+from toolkit.data import HELD_OUT, bicubic_downscale, list_images, load_rgb8
 from toolkit.errors import PcarnError
 from toolkit.metrics.evaluate import SKIMAGE_VALIDATION
 from toolkit.provenance import REPO_ROOT
@@ -90,7 +90,11 @@ def calibration_set(folder: str | os.PathLike | None = None) -> CalibrationSet:
             ),
         )
     folder = Path(folder)
-    paths = list_images(folder)  # a missing or empty folder is one clear error
+    # a missing or empty folder is one clear error; the held-out photos stay unseen (they report
+    # what quantization costs on photos nothing was tuned on)
+    paths = [p for p in list_images(folder) if p.name not in HELD_OUT]
+    if not paths:
+        raise PcarnError(f"calibration folder {folder} holds only held-out photos (toolkit.data.HELD_OUT)")
     used = [p.stem for p in paths if p.stem in SKIMAGE_VALIDATION]
     if used:
         raise PcarnError(
@@ -106,3 +110,18 @@ def _skimage_photos() -> tuple[np.ndarray, ...]:
         raise PcarnError("no calibration photos: pass --calib DIR (or install scikit-image)") from None
     data = Path(skimage.__file__).parent / "data"
     return tuple(load_rgb8(next(data.glob(f"{name}.*"))) for name in SKIMAGE_CALIBRATION)
+
+
+def with_range_margin(crops: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """``crops`` plus each with its contrast doubled about mid-grey and one uniform-noise crop.
+
+    Min-max ranges from a few photos clip the highlights and edges of photos they never saw; a
+    16-bit activation has 256 times the resolution of an 8-bit one, so its ranges can cover these
+    harder inputs at no visible rounding cost (PCARN-M x2, ONNX W8A16: +0.088 dB on unseen photos
+    calibrated on 8 crops, +0.004 dB with the margin). 8-bit ranges cannot: the same margin made
+    int8 worse (+0.123 -> +0.253 dB)."""
+    if not crops:
+        return []
+    harder = [np.clip((c - 0.5) * 2.0 + 0.5, 0.0, 1.0).astype(np.float32) for c in crops]
+    noise = np.random.default_rng(seed).random(crops[0].shape, dtype=np.float32)
+    return [*crops, *harder, noise]

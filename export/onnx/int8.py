@@ -15,6 +15,7 @@ import numpy as np
 
 from export.image_io import to_pixels
 from export.optional import require
+from toolkit.calibration import with_range_margin
 
 # Ops ONNX Runtime's CPU provider runs on 8-bit data inside a QDQ unit; DepthToSpace and Concat only
 # move bytes, so with Q/DQ around them they stay integer too.
@@ -35,6 +36,10 @@ def quantize_onnx(
             return to_pixels(np.ascontiguousarray(crop.transpose(2, 0, 1))[None])
         return np.ascontiguousarray(crop.transpose(2, 0, 1))[None]
 
+    wide = activation_bits == 16
+    if wide:  # 16-bit ranges can afford to cover what the calibration photos do not show
+        inputs = with_range_margin(inputs)
+
     class Reader(quantization.CalibrationDataReader):
         def __init__(self) -> None:
             self.pending = iter(inputs)
@@ -43,7 +48,6 @@ def quantize_onnx(
             crop = next(self.pending, None)
             return None if crop is None else {"lr": feed(crop)}
 
-    wide = activation_bits == 16
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(fp32)

@@ -34,6 +34,12 @@ def add_parser(sub) -> None:
         help="int8: how many seeded crops to calibrate on (default: toolkit.calibration's; the manifest "
         "records it)",
     )
+    ex.add_argument(
+        "--val",
+        default="skimage",
+        help="photos the int8 and w8a16 files' PSNR-Y cost is measured on: skimage (default), "
+        "held-out:PHOTOS/ (the held-out photos, never trained or calibrated on) or a folder",
+    )
     ex.add_argument("--out", required=True)
     json_option(ex)
     ex.set_defaults(func=run)
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         progress=args.json != "-",
         calib=args.calib,
         calib_samples=DEFAULT_SAMPLES if args.calib_samples is None else args.calib_samples,
+        val=args.val,
     )
     if not emit_json(manifest, args.json):
         print(summary(manifest))
