@@ -9,6 +9,7 @@ choices and help) costs no torch or converter import; each module is imported at
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -38,7 +39,8 @@ class Lazy:
         return self.resolve()(*args, **kwargs)
 
     def resolve(self) -> Callable:
-        return getattr(importlib.import_module(self.module), self.attribute)
+        """The function; a dotted ``attribute`` reads through an object (``VULKAN.export``)."""
+        return functools.reduce(getattr, self.attribute.split("."), importlib.import_module(self.module))
 
     @classmethod
     def named(cls, reference: str) -> Lazy:
@@ -96,23 +98,26 @@ class ExportFormat:
         accelerators: str | None = None,
         **fields,
     ):
-        """A format whose exporter module ``module`` defines ``export``, ``runner``, ``timed_session``,
-        ``read_metadata``, ``input_shape`` and those of ``platform_limit``, ``static_parity`` and
-        ``plain`` that ``has`` names; ``check``, ``profile`` and ``accelerators`` are
-        ``"module:function"``; ``fields`` give the rest. Nothing is imported here."""
+        """A format whose exporter module ``module`` (or an object in it, ``"module:OBJECT"``) defines
+        ``export``, ``runner``, ``timed_session``, ``read_metadata``, ``input_shape`` and those of
+        ``platform_limit``, ``static_parity`` and ``plain`` that ``has`` names; ``check``, ``profile``
+        and ``accelerators`` are ``"module:function"``; ``fields`` give the rest. Nothing is imported
+        here."""
+        module, _, owner = module.partition(":")
+        prefix = f"{owner}." if owner else ""
         unknown = set(has) - {"platform_limit", "static_parity", "plain"}
         if unknown:
             raise ValueError(f"unknown optional exporter functions {sorted(unknown)}")
         return cls(
-            export=Lazy(module, "export"),
-            runner=Lazy(module, "runner"),
-            session=Lazy(module, "timed_session"),
-            read_metadata=Lazy(module, "read_metadata"),
-            input_shape=Lazy(module, "input_shape"),
+            export=Lazy(module, prefix + "export"),
+            runner=Lazy(module, prefix + "runner"),
+            session=Lazy(module, prefix + "timed_session"),
+            read_metadata=Lazy(module, prefix + "read_metadata"),
+            input_shape=Lazy(module, prefix + "input_shape"),
             check=Lazy.named(check),
             profile=None if profile is None else Lazy.named(profile),
             accelerators=None if accelerators is None else Lazy.named(accelerators),
-            **{name: Lazy(module, name) for name in has},
+            **{name: Lazy(module, prefix + name) for name in has},
             **fields,
         )
 

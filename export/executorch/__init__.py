@@ -20,9 +20,9 @@ FORMAT = ExportFormat.declare(
 # The same head lowered whole to a phone accelerator (``export/executorch/lowered.py``); not written
 # unless asked for (--formats), since neither runs here.
 VULKAN_FORMAT = ExportFormat.declare(
-    "export.executorch.vulkan",
+    "export.executorch.lowered:VULKAN",
     has=("platform_limit", "static_parity"),
-    check="export.executorch.vulkan:check",
+    check="export.executorch.lowered:VULKAN.check",
     accelerators="export.executorch.accelerators:vulkan_accelerators",
     name="executorch-vulkan",
     suffix=".vulkan.pte",
@@ -35,9 +35,9 @@ VULKAN_FORMAT = ExportFormat.declare(
     default=False,
 )
 COREML_FORMAT = ExportFormat.declare(
-    "export.executorch.coreml",
+    "export.executorch.lowered:COREML",
     has=("platform_limit", "static_parity"),
-    check="export.executorch.coreml:check",
+    check="export.executorch.lowered:COREML.check",
     accelerators="export.executorch.accelerators:coreml_pte_accelerators",
     name="executorch-coreml",
     suffix=".coreml.pte",

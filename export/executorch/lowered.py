@@ -20,7 +20,7 @@ from torch import nn
 
 from export.checks import GraphReport, counted
 from export.common import DeployHead
-from export.executorch.exporter import lowered
+from export.executorch.exporter import input_shape, lowered, read_metadata
 from export.executorch.file import PTEFile
 from export.job import ExportJob
 from export.optional import require
@@ -95,3 +95,43 @@ def static_parity(head: DeployHead, path: Path, backend: str) -> dict:
         "rule": f"the program lowered to {backend}, run in PyTorch, against the head on a real photo crop: "
         f"max abs {max_abs:.1e} <= {PARITY_ABS:g}; the {backend} backend itself runs only on its device",
     }
+
+
+class LoweredFormat:
+    """The exporter functions of one backend's ``.pte`` files (``ExportFormat.declare`` names them
+    as ``export.executorch.lowered:VULKAN``): one class instead of a module per backend."""
+
+    def __init__(self, backend: str, platform: str) -> None:
+        self.backend = backend
+        self.platform = platform
+
+    def export(self, job: ExportJob) -> Path:
+        return export_to(job, self.backend)
+
+    def platform_limit(self) -> str | None:
+        return self.platform
+
+    def runner(self, path: Path, threads: int | None = None):
+        raise RuntimeError(self.platform)
+
+    def timed_session(self, path: Path, threads: int, x):
+        raise RuntimeError(self.platform)
+
+    def check(self, path: Path, exp, precision: str):
+        return check_lowered(path, self.backend)
+
+    def static_parity(self, head: DeployHead, path: Path, precision: str, siblings: dict) -> dict:
+        return static_parity(head, path, self.backend)
+
+    read_metadata = staticmethod(read_metadata)  # the XNNPACK file's readers read these too
+    input_shape = staticmethod(input_shape)
+
+
+VULKAN = LoweredFormat(
+    "vulkan",
+    "Vulkan .pte files run on an Android (or desktop) Vulkan GPU through ExecuTorch's Vulkan backend, "
+    "which this build lacks",
+)
+COREML = LoweredFormat(
+    "coreml", "Core ML .pte files run on Apple devices through ExecuTorch's Core ML backend"
+)
