@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-TENSOR, IMAGE = "tensor", "image"
-IO_FORMS = (TENSOR, IMAGE)
+TENSOR, IMAGE = "tensor", "image"  # the choices of export.options' --io
 MAX_LEVEL_ERROR = 1  # parity of an image file: its pixels against PyTorch's rounded output
 
 

@@ -166,16 +166,15 @@ class ExportFormat:
     def file_name(self, variant: str, scale: int, precision: str) -> str:
         return f"{variant}_x{scale}_{precision}{self.suffix}"
 
-    def _spatial_axes(self, path: Path) -> tuple[int, int]:
-        """Where height and width are in the file's input shape (an image file's is NHWC; Core ML
-        reports its image input as NCHW)."""
-        layout = self.read_metadata(path).get("input_layout", self.layout)
-        return (1, 2) if layout == "NHWC" else (2, 3)
+    def _spatial_axes(self, metadata: dict) -> tuple[int, int]:
+        """Where height and width are in a file's input shape, from its metadata (an image file's
+        is NHWC; Core ML reports its image input as NCHW)."""
+        return (1, 2) if metadata.get("input_layout", self.layout) == "NHWC" else (2, 3)
 
     def input_size(self, path: Path) -> tuple[int, int]:
         """(height, width) of a file's LR input."""
         shape = self.input_shape(path)
-        h, w = self._spatial_axes(path)
+        h, w = self._spatial_axes(self.read_metadata(path))
         return shape[h], shape[w]
 
     def random_input(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -185,8 +184,8 @@ class ExportFormat:
 
         shape = self.input_shape(path)
         metadata = self.read_metadata(path)
+        spatial = self._spatial_axes(metadata)
         if size is not None:
-            spatial = self._spatial_axes(path)
             bounded = "dynamic" in metadata  # any size up to the stored one
             for axis, value in zip(spatial, size, strict=True):
                 if bounded and shape[axis] and value > shape[axis]:
@@ -197,7 +196,7 @@ class ExportFormat:
         if 0 in shape:
             raise PcarnError(f"{path} has a dynamic input shape {shape}: give an input size")
         if metadata.get("io") == "image":  # pixels, NHWC (Core ML describes its image input as NCHW)
-            h, w = self._spatial_axes(path)
+            h, w = spatial
             return np.random.default_rng(0).integers(0, 256, (1, shape[h], shape[w], 3), dtype=np.uint8)
         return np.random.default_rng(0).random(shape, dtype=np.float32)
 

@@ -142,15 +142,13 @@ def export_all(
     if not out.parent.is_dir():
         raise PcarnError(f"output folder's parent does not exist: {out.parent}")
     jobs = [(f, s, p) for f in chosen for s in scales for p in (precisions or f.precisions) if f.takes(p)]
-    calibration = None
-    if any(
-        p in QUANTIZED_PRECISIONS for _, _, p in jobs
-    ):  # bad photos or counts fail here, before any export
+    calibration = val_images = None
+    if any(p in QUANTIZED_PRECISIONS for _, _, p in jobs):  # bad photos or counts fail here, first
         if calib_samples < 1:
             raise PcarnError(f"--calib-samples must be at least 1, got {calib_samples}")
         calibration = calibration_set(calib)
         calibration.crops(scales[0], (8, 8), 1)
-        validation_images(val)  # the photos their cost is measured on
+        val_images = validation_images(val)  # the photos their cost is measured on, read once
     out.mkdir(exist_ok=True)  # only once nothing is left to refuse
     settings = {
         "input_size": input_size,
@@ -159,6 +157,7 @@ def export_all(
         "calibration": calibration,
         "calib_samples": calib_samples,
         "val": val,
+        "val_images": val_images,
     }
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
@@ -245,7 +244,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
         parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
         if precision in QUANTIZED_PRECISIONS:  # judged by the picture's loss in dB, not max abs error
-            cost = quantization_cost(head, path, size, cache, settings["val"])
+            cost = quantization_cost(head, path, size, cache, settings["val"], settings["val_images"])
             parity.update(
                 passed=cost["passed"],
                 rule=f"PSNR-Y cost {cost['cost_db']:+.3f} dB <= {cost['max_cost_db']} dB against fp32 "

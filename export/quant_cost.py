@@ -45,14 +45,17 @@ class WindowedHead:
 
 
 def quantization_cost(
-    head: DeployHead, path: Path, input_size: tuple[int, int], cache: dict, val: str | Path = "skimage"
+    head: DeployHead,
+    path: Path,
+    input_size: tuple[int, int],
+    cache: dict,
+    val: str | Path = "skimage",
+    images: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """PSNR-Y / SSIM-Y / LPIPS of the file and of fp32 PyTorch on the validation photos (``val``:
-    ``skimage`` or a folder), and the cost in dB; the PyTorch side is computed once per head."""
-    photos = ("validation-photos", str(val))
-    if photos not in cache:
-        cache[photos] = validation_images(val)
-    images = cache[photos]
+    """PSNR-Y / SSIM-Y / LPIPS of the file and of fp32 PyTorch on the validation photos (``images``,
+    read from ``val`` when not given: ``skimage``, ``held-out:DIR`` or a folder), and the cost in
+    dB; the PyTorch side is computed once per head."""
+    images = validation_images(val) if images is None else images
     key = ("fp32-pytorch-windows", input_size, str(val))
     if key not in cache:
         cache[key] = evaluate(WindowedHead(head, input_size), images, (head.scale,))[f"x{head.scale}"]

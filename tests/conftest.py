@@ -98,3 +98,14 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     finally:
         os.chdir(previous)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def assert_runner_matches_head(run, head, sizes: list[tuple[int, int]]) -> None:
+    """A file's runner (NCHW float in and out) equals the PyTorch head at each size (max abs 1e-4)."""
+    for size in sizes:
+        x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(sum(size)))
+        with torch.no_grad():
+            expected = head(x).numpy()
+        got = run(x.numpy())
+        assert got.shape == (1, 3, head.scale * size[0], head.scale * size[1])
+        assert np.abs(got - expected).max() <= 1e-4, size

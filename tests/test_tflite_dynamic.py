@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
 from export.common import DeployHead
 from export.formats import get_format
@@ -12,7 +10,7 @@ from export.pipeline import export_all
 from export.tflite.file import TFLiteFile
 from export.tflite.resizable import resizable
 from models import build_model
-from tests.conftest import deterministic_weights
+from tests.conftest import assert_runner_matches_head, deterministic_weights
 from toolkit.errors import PcarnError
 
 pytest.importorskip("litert_torch")
@@ -52,13 +50,8 @@ def test_dynamic_tflite_runs_any_size_including_larger(dynamic_tflite):
     fmt, path = get_format("tflite"), out / "pcarn-test_x4_fp32.tflite"
     assert fmt.input_shape(path) == [1, 0, 0, 3]
     run, head = fmt.runner(path, 1), DeployHead(model, 4).eval()
-    for size in [(24, 32), (40, 56), (9, 31), (24, 32)]:  # larger than the export size too, and back
-        x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(sum(size)))
-        with torch.no_grad():
-            expected = head(x).numpy()
-        got = run(x.numpy())
-        assert got.shape == (1, 3, 4 * size[0], 4 * size[1])
-        assert np.abs(got - expected).max() <= 1e-4, size
+    # larger than the export size too, and back
+    assert_runner_matches_head(run, head, [(24, 32), (40, 56), (9, 31), (24, 32)])
     assert fmt.random_input(path, (12, 16)).shape == (1, 12, 16, 3)  # what pcarn bench times per size
 
 

@@ -136,7 +136,7 @@ def runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.
     (an image file's pixels converted around it)."""
     session = ort_session(path, threads)
     name = session.get_inputs()[0].name
-    if is_image_file(read_metadata(path)):
+    if is_image_file(session.get_modelmeta().custom_metadata_map):
         return from_images(lambda pixels: session.run(None, {name: pixels})[0])
     return lambda lr_nchw: session.run(None, {name: lr_nchw.astype(np.float32)})[0]
 

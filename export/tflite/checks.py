@@ -41,6 +41,7 @@ IMAGE_INT8_EDGES = collections.Counter({"CAST": 1, "DEQUANTIZE": 1, "MUL": 1, "R
 
 def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
     tflite = TFLiteFile.read(path)
+    metadata = tflite.metadata()
     schema, sub = tflite.schema, tflite.subgraph
     ops = tflite.ops()
     report = GraphReport(dict(collections.Counter(name for name, _ in ops)))
@@ -73,16 +74,16 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
     )
     buffers = tflite.constant_buffers()
     if precision == "int8":
-        _tflite_int8_checks(report, tflite, ops, exp)
+        _tflite_int8_checks(report, tflite, ops, exp, is_image_file(metadata))
         buffers = _tflite_integer_buffers(tflite)
     weight_check(report, unique_bytes(buffers), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
     declared = ""
-    if is_image_file(tflite.metadata()) and IMAGE_EDGES & set(outside):
+    if is_image_file(metadata) and IMAGE_EDGES & set(outside):
         edges = sorted(IMAGE_EDGES & set(outside))
         outside = [name for name in outside if name not in IMAGE_EDGES]
         declared += f"; declared: an image file's pixel conversions {', '.join(edges)} beside XNNPACK"
-    if "dynamic" in tflite.metadata():
+    if "dynamic" in metadata:
         _resizable_check(report, tflite)
         if "STRIDED_SLICE" in outside:  # XNNPACK slices with unit strides only
             outside.remove("STRIDED_SLICE")
@@ -131,7 +132,9 @@ def _tflite_integer_buffers(tflite: TFLiteFile) -> list[np.ndarray]:
     return out
 
 
-def _tflite_int8_checks(report: GraphReport, tflite: TFLiteFile, ops: list, exp: Expectation) -> None:
+def _tflite_int8_checks(
+    report: GraphReport, tflite: TFLiteFile, ops: list, exp: Expectation, image: bool
+) -> None:
     """Full-integer: every CONV_2D reads int8 activations and weights; no DEQUANTIZE (a float island
     between integer ops); float ops only where declared (the input mean before the first QUANTIZE)."""
     sub, schema = tflite.subgraph, tflite.schema
@@ -150,7 +153,7 @@ def _tflite_int8_checks(report: GraphReport, tflite: TFLiteFile, ops: list, exp:
     )
     declared, what = collections.Counter({"SUB": 1}), "the input mean SUB"
     dequantized = 0
-    if is_image_file(tflite.metadata()):  # float from the exit conv on: round to the 256 levels
+    if image:  # float from the exit conv on: round to the 256 levels
         declared += IMAGE_INT8_EDGES
         dequantized = 1
         what += f", an image file's pixel conversions ({counted(IMAGE_INT8_EDGES)})"
