@@ -17,6 +17,9 @@ from toolkit.errors import PcarnError
 
 # precisions whose activations are calibrated and whose files are judged by their PSNR-Y cost
 QUANTIZED_PRECISIONS = ("int8", "w8a16")
+# what an int8 file may cost in PSNR-Y where the format can choose its precision per tensor (ONNX);
+# plain int8 files are judged at export.quant_cost.INT8_MAX_COST_DB
+INT8_BUDGET_DB = 0.05
 
 # the pixel-shuffle forms (``export/shuffle_forms.py`` builds them)
 DEPTH_TO_SPACE, CONV_TRANSPOSE = "depth-to-space", "conv-transpose"
@@ -31,6 +34,7 @@ class ExportOption:
     help: str
     choices: tuple[str, ...] | None = None
     aliases: tuple[str, ...] = ()  # earlier spellings of the flag, still accepted
+    type: type | None = None  # how the CLI parses a value (None: a string)
 
 
 OPTIONS: dict[str, ExportOption] = {
@@ -66,6 +70,14 @@ OPTIONS: dict[str, ExportOption] = {
             "NHWC; scaling, clamping and rounding inside; Core ML: image input and output types)",
             ("tensor", "image"),
         ),
+        ExportOption(
+            "int8_budget",
+            "--int8-budget",
+            INT8_BUDGET_DB,
+            "dB of PSNR-Y an int8 file may cost against fp32 PyTorch: the fewest activations that "
+            "bring it within stay 16-bit, chosen on calibration-photo crops",
+            type=float,
+        ),
     )
 }
 
@@ -86,6 +98,7 @@ def add_option_flags(parser: argparse.ArgumentParser, accepted_by: dict[str, lis
                 dest=option.name,
                 default=option.default,
                 choices=option.choices,
+                type=option.type,
                 help=help_text,
             )
 
@@ -99,6 +112,8 @@ def chosen(values: dict[str, Any]) -> dict[str, Any]:
         choices = OPTIONS[name].choices
         if choices and value not in choices:
             raise PcarnError(f"{OPTIONS[name].flag} {value!r}: choose from {', '.join(choices)}")
+        if name == "int8_budget" and not (isinstance(value, int | float) and value > 0):
+            raise PcarnError(f"--int8-budget must be a positive number of dB, got {value!r}")
     return {k: v for k, v in values.items() if v != OPTIONS[k].default}
 
 

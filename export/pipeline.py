@@ -27,9 +27,9 @@ from export.graph import GRAPH_OPTIONS, GraphForm
 from export.image_io import IMAGE, image_metadata
 from export.interface import ExportFormat
 from export.job import ExportJob
-from export.options import QUANTIZED_PRECISIONS, refuse_unaccepted
+from export.options import INT8_BUDGET_DB, QUANTIZED_PRECISIONS, refuse_unaccepted
 from export.parity import parity_sizes, runtime_parity
-from export.quant_cost import quantization_cost
+from export.quant_cost import INT8_MAX_COST_DB, quantization_cost
 from models import PCARN
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError, check_names
@@ -223,6 +223,9 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     siblings[fmt.name] = path
     entry["export_seconds"] = round(time.perf_counter() - started, 2)
     entry["bytes"] = _size(path)
+    wide = fmt.read_metadata(path).get("int16_activations") if precision == "int8" else None
+    if wide:  # which activations an int8 file kept 16-bit to meet its budget
+        entry["int16_activations"] = wide
     entry["status"] = "ok"
     head = DeployHead(model, scale)
     rewritten = settings["options"].get("exit_at_lr")
@@ -244,7 +247,9 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
         parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
         if precision in QUANTIZED_PRECISIONS:  # judged by the picture's loss in dB, not max abs error
-            cost = quantization_cost(head, path, size, cache, settings["val"], settings["val_images"])
+            cost = quantization_cost(
+                head, path, size, cache, settings["val"], settings["val_images"], _max_cost(fmt, settings)
+            )
             parity.update(
                 passed=cost["passed"],
                 rule=f"PSNR-Y cost {cost['cost_db']:+.3f} dB <= {cost['max_cost_db']} dB against fp32 "
@@ -256,6 +261,13 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     entry["accelerators"] = _accelerators(fmt, path, precision)
     entry["passed"] = graph.passed and parity["passed"]
     return entry
+
+
+def _max_cost(fmt: ExportFormat, settings: dict) -> float:
+    """The int8 budget where the format chooses precision per tensor, else the plain int8 gate."""
+    if "int8_budget" in fmt.options:
+        return settings["options"].get("int8_budget", INT8_BUDGET_DB)
+    return INT8_MAX_COST_DB
 
 
 def _accelerators(fmt: ExportFormat, path: Path, precision: str) -> dict | None:
@@ -340,6 +352,8 @@ def render_report(manifest: dict) -> str:
                 f"PyTorch {q['pytorch_fp32']['psnr_y']:.2f} / {q['pytorch_fp32']['ssim_y']:.4f} / "
                 f"{q['pytorch_fp32']['lpips']:.3f}: quantization costs {q['cost_db']:+.3f} dB"
             )
+        if "int16_activations" in e:
+            lines.append(f"- kept 16-bit: {e['int16_activations']}")
         lines.append(f"- ops: {', '.join(f'{k} {v}' for k, v in sorted(e['ops'].items()))}")
         lines.append("")
     return "\n".join(lines) + "\n"

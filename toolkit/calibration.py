@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data import HELD_OUT, bicubic_downscale, list_images, load_rgb8
+from toolkit.data import HELD_OUT, bicubic_downscale, list_images, load_rgb8, mod_crop
 from toolkit.errors import PcarnError
 from toolkit.metrics.evaluate import SKIMAGE_VALIDATION
 from toolkit.provenance import REPO_ROOT
@@ -54,6 +54,30 @@ class CalibrationSet:
             x0 = int(rng.integers(0, lr.shape[1] - size[1] + 1))
             out.append(lr[y0 : y0 + size[0], x0 : x0 + size[1]].astype(np.float32) / 255.0)
         return out
+
+    def pairs(
+        self, scale: int, size: tuple[int, int], samples: int, seed: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``samples`` aligned (LR float32 HxWx3 in [0, 1] at ``size``, HR uint8 at ``scale`` times
+        it) crops, a fixed choice for ``seed``: what a quantization choice is judged on, so it can
+        weigh rounding noise against the network's own error."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.photos))
+        out = []
+        for k in range(samples):
+            hr = _at_least(
+                mod_crop(_read(self.photos[int(order[k % len(order)])]), scale), _times(size, scale)
+            )
+            lr = bicubic_downscale(hr, scale)
+            y0 = int(rng.integers(0, lr.shape[0] - size[0] + 1))
+            x0 = int(rng.integers(0, lr.shape[1] - size[1] + 1))
+            crop = lr[y0 : y0 + size[0], x0 : x0 + size[1]].astype(np.float32) / 255.0
+            out.append((crop, hr[y0 * scale : (y0 + size[0]) * scale, x0 * scale : (x0 + size[1]) * scale]))
+        return out
+
+
+def _times(size: tuple[int, int], scale: int) -> tuple[int, int]:
+    return size[0] * scale, size[1] * scale
 
 
 def _read(photo: Path | np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ FORMAT = ExportFormat.declare(
     extra="onnx",
     export_modules=("onnx", "onnxsim"),
     runtime_module="onnxruntime",
-    options=("dynamic", "exit_at_lr", "shuffle", "io"),
+    options=("dynamic", "exit_at_lr", "shuffle", "io", "int8_budget"),
     precisions=("fp32", "fp16", "int8"),
     extra_precisions=("w8a16",),  # int8 weights, 16-bit activations: what NPUs run natively
 )

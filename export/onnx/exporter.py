@@ -20,28 +20,40 @@ from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, 
 from export.job import ExportJob
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
+from export.onnx.mixed import SELECT_SAMPLES, SELECT_SIZE, WideChoice, choose_wide
 from export.optional import require
-from export.options import QUANTIZED_PRECISIONS
+from export.options import INT8_BUDGET_DB
+from toolkit.errors import PcarnError
 
 OPSET = 17
 
 
-def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
+def export(
+    job: ExportJob,
+    dynamic: bool = False,
+    io: str = TENSOR,
+    int8_budget: float = INT8_BUDGET_DB,
+) -> Path:
     """``job.graph`` (any exit placement and shuffle form, ``export/graph.py``) traced, simplified and
     written; ``dynamic``: height and width left free; ``io="image"``: uint8 NHWC in and out
-    (``export/image_io.py``)."""
+    (``export/image_io.py``); int8: the fewest activations 16-bit for ``int8_budget`` dB of PSNR-Y
+    (``export/onnx/mixed.py``)."""
     onnx = require("onnx")
     image = io == IMAGE
     key = ("onnx", dynamic, job.form, image)
-    fp32 = job.reuse(
-        key,
-        lambda: simplified_fp32(ImageIO(job.graph) if image else job.graph, job.input_size, dynamic, image),
-    )
-    if job.precision in QUANTIZED_PRECISIONS:  # w8a16: 16-bit activations
-        bits = 16 if job.precision == "w8a16" else 8
+    graph = ImageIO(job.graph) if image else job.graph
+    fp32 = job.reuse(key, lambda: simplified_fp32(graph, job.input_size, dynamic, image))
+    if job.precision == "w8a16":  # 16-bit activations everywhere
         model = onnx.load_from_string(
-            quantize_onnx(fp32, job.calibration_inputs(), image=image, activation_bits=bits)
+            quantize_onnx(fp32, job.calibration_inputs(), image, activation_bits=16)
         )
+    elif job.precision == "int8":
+        choice = job.reuse(
+            ("onnx-wide", job.form, image, int8_budget), lambda: _wide_choice(job, graph, image, int8_budget)
+        )
+        _check_names(onnx.load_from_string(fp32), choice.wide)
+        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs(), image, wide=choice.wide))
+        job.metadata["int16_activations"] = f"{choice.summary()}: {', '.join(choice.wide) or 'none'}"
     else:
         model = onnx.load_from_string(fp32)
     if job.precision == "fp16":
@@ -53,6 +65,26 @@ def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(job.path))
     return job.path
+
+
+def _wide_choice(job: ExportJob, graph: torch.nn.Module, image: bool, budget: float) -> WideChoice:
+    """The activations this head keeps 16-bit, chosen on a small copy of its graph."""
+    size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
+    if job.calibration is None:
+        raise PcarnError("int8 files need calibration photos: pass --calib DIR")
+    scale = int(job.metadata["scale"])
+    small = simplified_fp32(graph, size, False, image)
+    crops = job.calibration.crops(scale, size, job.calib_samples)
+    sixteen = quantize_onnx(small, crops, image, activation_bits=16, range_margin=False)
+    pairs = job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1)
+    return choose_wide(small, sixteen, pairs, budget, image)
+
+
+def _check_names(model, names: tuple[str, ...]) -> None:
+    known = {out for node in model.graph.node for out in node.output}
+    missing = [n for n in names if n not in known]
+    if missing:  # the small graph and the file's graph named a tensor differently
+        raise PcarnError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
 
 
 def simplified_fp32(

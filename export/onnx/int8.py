@@ -23,12 +23,19 @@ QUANTIZED_OPS = ("Conv", "Add", "Concat", "Relu", "DepthToSpace", "Reshape", "Tr
 
 
 def quantize_onnx(
-    fp32: bytes, inputs: list[np.ndarray], image: bool = False, activation_bits: int = 8
+    fp32: bytes,
+    inputs: list[np.ndarray],
+    image: bool = False,
+    activation_bits: int = 8,
+    wide: tuple[str, ...] = (),
+    range_margin: bool | None = None,
 ) -> bytes:
     """``fp32`` (a serialized model with one NCHW input, or with ``image`` one uint8 NHWC input) as
     a QDQ model with int8 weights and ``activation_bits`` activations (8, or 16: W8A16, in ONNX
     Runtime's com.microsoft Q/DQ ops, since opset 17 has no 16-bit ones), calibrated on ``inputs``
-    (HxWx3 float32 crops at the model's input size)."""
+    (HxWx3 float32 crops at the model's input size). ``wide``: activations kept 16-bit in an 8-bit
+    graph (``export/onnx/mixed.py``); ``range_margin`` (default: for 16-bit graphs) calibrates on
+    harder crops too."""
     quantization = require("onnxruntime.quantization")
 
     def feed(crop: np.ndarray) -> np.ndarray:
@@ -36,9 +43,11 @@ def quantize_onnx(
             return to_pixels(np.ascontiguousarray(crop.transpose(2, 0, 1))[None])
         return np.ascontiguousarray(crop.transpose(2, 0, 1))[None]
 
-    wide = activation_bits == 16
-    if wide:  # 16-bit ranges can afford to cover what the calibration photos do not show
-        inputs = with_range_margin(inputs)
+    sixteen = activation_bits == 16
+    if sixteen if range_margin is None else range_margin:
+        inputs = with_range_margin(inputs)  # 16-bit ranges can afford what the photos do not show
+    uint16 = quantization.QuantType.QUInt16
+    overrides = {name: [{"quant_type": uint16}] for name in wide}
 
     class Reader(quantization.CalibrationDataReader):
         def __init__(self) -> None:
@@ -58,9 +67,13 @@ def quantize_onnx(
             quant_format=quantization.QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             per_channel=True,
-            activation_type=quantization.QuantType.QUInt16 if wide else quantization.QuantType.QUInt8,
+            activation_type=uint16 if sixteen else quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
             calibrate_method=quantization.CalibrationMethod.MinMax,
-            extra_options={"ForceQuantizeNoInputCheck": True, "UseQDQContribOps": wide},
+            extra_options={
+                "ForceQuantizeNoInputCheck": True,
+                "UseQDQContribOps": sixteen or bool(wide),
+                "TensorQuantOverrides": overrides,
+            },
         )
         return target.read_bytes()

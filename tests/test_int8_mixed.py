@@ -1,0 +1,92 @@
+"""ONNX int8 with a PSNR-Y budget: the fewest activations stay 16-bit (``export/onnx/mixed.py``), the
+file says which, and its cost is judged against the budget."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from PIL import Image
+
+from export.options import chosen
+from export.pipeline import export_all
+from models import build_model
+from tests.conftest import deterministic_weights
+from toolkit.errors import PcarnError
+from toolkit.images import SAMPLE_PHOTO
+
+onnx = pytest.importorskip("onnx")
+
+
+def _export(tmp_path, budget: float) -> tuple[dict, object]:
+    photos = tmp_path / "photos"  # calibration and selection crops; a separate photo reports
+    photos.mkdir(exist_ok=True)
+    photo = Image.open(SAMPLE_PHOTO).convert("RGB")
+    photo.resize((200, 150)).save(photos / "a.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((180, 140)).save(photos / "b.png")
+    val = tmp_path / "val"
+    val.mkdir(exist_ok=True)
+    photo.resize((160, 120)).save(val / "rocket.png")
+    out = tmp_path / f"out-{budget}"
+    manifest = export_all(
+        deterministic_weights(build_model("pcarn-test")),
+        out,
+        formats=["onnx"],
+        scales=[2],
+        precisions=["int8"],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test"},
+        progress=False,
+        calib=photos,
+        calib_samples=2,
+        val=val,
+        options={"int8_budget": budget},
+    )
+    return manifest, onnx.load(str(out / "pcarn-test_x2_int8.onnx"))
+
+
+def _sixteen_bit_activations(model) -> int:
+    zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    return sum(
+        1
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and zero_points.get(n.input[2]) == onnx.TensorProto.UINT16
+    )
+
+
+def test_a_generous_budget_keeps_every_activation_8_bit_and_a_tight_one_widens(tmp_path):
+    loose, loose_model = _export(tmp_path, 100.0)
+    tight, tight_model = _export(tmp_path, 1e-6)
+    loose_note = {p.key: p.value for p in loose_model.metadata_props}["int16_activations"]
+    tight_note = {p.key: p.value for p in tight_model.metadata_props}["int16_activations"]
+    assert loose_note.startswith("0 of ") and _sixteen_bit_activations(loose_model) == 0
+    assert tight["files"][0]["int16_activations"] == tight_note  # the manifest says it too
+    wide = int(tight_note.split(" of ")[0])
+    assert wide > 0 and _sixteen_bit_activations(tight_model) == wide  # the file is what it says
+    for manifest in (loose, tight):
+        (entry,) = manifest["files"]
+        assert entry["checks"]["integer_convs"]["passed"], entry["checks"]
+        assert entry["checks"]["integer_graph"]["passed"], entry["checks"]
+    (entry,) = loose["files"]
+    assert entry["parity"]["quantization"]["max_cost_db"] == 100.0 and entry["parity"]["passed"]
+    kinds = collections.Counter(n.domain for n in loose_model.graph.node if n.op_type.endswith("Linear"))
+    assert set(kinds) == {""}  # no 16-bit tensor: the standard Q/DQ ops mobile providers read
+
+
+@pytest.mark.parametrize("budget", [0, -0.1, "a lot"])
+def test_a_budget_that_is_not_a_positive_number_is_refused(budget):
+    with pytest.raises(PcarnError, match="--int8-budget must be a positive number"):
+        chosen({"int8_budget": budget})
+
+
+def test_formats_without_per_tensor_precision_refuse_a_budget():
+    with pytest.raises(PcarnError, match="tflite does not take --int8-budget"):
+        export_all(
+            build_model("pcarn-test"),
+            "unused",
+            formats=["onnx", "tflite"],
+            scales=[2],
+            precisions=["int8"],
+            progress=False,
+            options={"int8_budget": 0.1},
+        )
