@@ -30,7 +30,7 @@ from toolkit.metrics.fidelity import rgb_to_y
 
 SELECT_SIZE = (96, 128)
 SELECT_SAMPLES = 4
-UPSAMPLE_RESOLUTION = 257  # 65535 / 255: an 8-bit step in 16-bit units
+EIGHT_BIT_STEP = 257  # 65535 / 255: an 8-bit step in 16-bit units
 SAFETY = 0.5  # share of the budget the selection crops may use
 
 
@@ -76,11 +76,11 @@ def _eight_bit(model, qparams: list[tuple[str, str, str]]):
     copy.CopyFrom(model)
     for init in copy.graph.initializer:
         if init.name in scales:
-            value = numpy_helper.to_array(init) * np.float32(UPSAMPLE_RESOLUTION)
+            value = numpy_helper.to_array(init) * np.float32(EIGHT_BIT_STEP)
             init.CopyFrom(numpy_helper.from_array(value.astype(np.float32), init.name))
         elif init.name in zeros:
             zero = numpy_helper.to_array(init)
-            narrowed = np.round(zero / UPSAMPLE_RESOLUTION).astype(zero.dtype)
+            narrowed = np.round(zero / EIGHT_BIT_STEP).astype(zero.dtype)
             init.CopyFrom(numpy_helper.from_array(narrowed, init.name))
     return copy.SerializeToString()
 
