@@ -37,15 +37,16 @@ class ExportJob:
         """The head in its form (``export.graph``), built once per head and shared by its files."""
         return self.reuse(("graph", self.form), lambda: self.form.build(self.head))
 
-    def calibration_inputs(self) -> list[np.ndarray]:
-        """Seeded LR crops (HxWx3 float32 in [0, 1]) at this file's input size, shared by the head's
-        int8 files so every format is calibrated on the same pixels."""
+    def calibration_inputs(self, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Seeded LR crops (HxWx3 float32 in [0, 1]) at ``size`` (default: this file's input size),
+        shared by the head's int8 files so every format is calibrated on the same pixels."""
         if self.calibration is None:
             raise PcarnError("int8 files need calibration photos: pass --calib DIR")
+        size = size or self.input_size
         scale = int(self.metadata["scale"])
         return self.reuse(
-            ("calibration", self.calibration.source, self.calib_samples),
-            lambda: self.calibration.crops(scale, self.input_size, self.calib_samples),
+            ("calibration", self.calibration.source, self.calib_samples, size),
+            lambda: self.calibration.crops(scale, size, self.calib_samples),
         )
 
     def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:

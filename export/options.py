@@ -35,6 +35,7 @@ class ExportOption:
     choices: tuple[str, ...] | None = None
     aliases: tuple[str, ...] = ()  # earlier spellings of the flag, still accepted
     type: type | None = None  # how the CLI parses a value (None: a string)
+    positive: bool = False  # a number that must be above zero (the CLI and the Python API alike)
 
 
 OPTIONS: dict[str, ExportOption] = {
@@ -77,6 +78,7 @@ OPTIONS: dict[str, ExportOption] = {
             "dB of PSNR-Y an int8 file may cost against fp32 PyTorch: the fewest activations that "
             "bring it within stay 16-bit, chosen on calibration-photo crops",
             type=float,
+            positive=True,
         ),
     )
 }
@@ -112,8 +114,8 @@ def chosen(values: dict[str, Any]) -> dict[str, Any]:
         choices = OPTIONS[name].choices
         if choices and value not in choices:
             raise PcarnError(f"{OPTIONS[name].flag} {value!r}: choose from {', '.join(choices)}")
-        if name == "int8_budget" and not (isinstance(value, int | float) and value > 0):
-            raise PcarnError(f"--int8-budget must be a positive number of dB, got {value!r}")
+        if OPTIONS[name].positive and not (isinstance(value, int | float) and value > 0):
+            raise PcarnError(f"{OPTIONS[name].flag} must be a positive number, got {value!r}")
     return {k: v for k, v in values.items() if v != OPTIONS[k].default}
 
 

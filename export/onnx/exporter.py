@@ -70,13 +70,10 @@ def export(
 def _wide_choice(job: ExportJob, graph: torch.nn.Module, image: bool, budget: float) -> WideChoice:
     """The activations this head keeps 16-bit, chosen on a small copy of its graph."""
     size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
-    if job.calibration is None:
-        raise PcarnError("int8 files need calibration photos: pass --calib DIR")
-    scale = int(job.metadata["scale"])
+    crops = job.calibration_inputs(size)
     small = simplified_fp32(graph, size, False, image)
-    crops = job.calibration.crops(scale, size, job.calib_samples)
     sixteen = quantize_onnx(small, crops, image, activation_bits=16, range_margin=False)
-    pairs = job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1)
+    pairs = job.calibration.pairs(int(job.metadata["scale"]), size, SELECT_SAMPLES, seed=1)
     return choose_wide(small, sixteen, pairs, budget, image)
 
 

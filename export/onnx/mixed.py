@@ -128,9 +128,12 @@ def choose_wide(
     ranked = sorted(qparams, key=added.get, reverse=True)
     cost = lambda extra: 10.0 * np.log10((error + floor + max(0.0, extra)) / error)  # noqa: E731
 
+    costs: dict[int, float] = {len(ranked): cost(0.0)}
+
     def measured(wide: int) -> float:  # the cost with the ``wide`` noisiest kept 16-bit, the rest 8-bit
-        narrow = ranked[wide:]
-        return cost(noise(outputs(_eight_bit(model, narrow))) - floor) if narrow else cost(0.0)
+        if wide not in costs:
+            costs[wide] = cost(noise(outputs(_eight_bit(model, ranked[wide:]))) - floor)
+        return costs[wide]
 
     # Noise powers roughly add, so the ranking holds; the count is found by bisection on the
     # measured cost of each candidate graph (7 runs for 69 activations).
