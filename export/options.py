@@ -17,7 +17,8 @@ from toolkit.errors import PcarnError
 
 # precisions whose activations are calibrated and whose files are judged by their PSNR-Y cost
 QUANTIZED_PRECISIONS = ("int8", "w8a16")
-# what an int8 file may cost in PSNR-Y where the format can choose its precision per tensor (ONNX);
+# what an int8 file may cost in PSNR-Y where the format can choose its precision per tensor (ONNX,
+# TFLite);
 # plain int8 files are judged at export.quant_cost.INT8_MAX_COST_DB
 INT8_BUDGET_DB = 0.05
 
@@ -76,7 +77,7 @@ OPTIONS: dict[str, ExportOption] = {
             "--int8-budget",
             INT8_BUDGET_DB,
             "dB of PSNR-Y an int8 file may cost against fp32 PyTorch: the fewest activations that "
-            "bring it within stay 16-bit, chosen on calibration-photo crops",
+            "bring it within stay wider (ONNX: 16-bit; TFLite: float), chosen on calibration-photo crops",
             type=float,
             positive=True,
         ),

@@ -27,6 +27,7 @@ from export.graph import GRAPH_OPTIONS, GraphForm
 from export.image_io import IMAGE, image_metadata
 from export.interface import ExportFormat
 from export.job import ExportJob
+from export.mixed import KEPT_WIDER
 from export.options import INT8_BUDGET_DB, QUANTIZED_PRECISIONS, refuse_unaccepted
 from export.parity import parity_sizes, runtime_parity
 from export.quant_cost import INT8_MAX_COST_DB, quantization_cost
@@ -223,9 +224,9 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     siblings[fmt.name] = path
     entry["export_seconds"] = round(time.perf_counter() - started, 2)
     entry["bytes"] = _size(path)
-    wide = fmt.read_metadata(path).get("int16_activations") if precision == "int8" else None
-    if wide:  # which activations an int8 file kept 16-bit to meet its budget
-        entry["int16_activations"] = wide
+    wide = fmt.read_metadata(path).get(KEPT_WIDER) if precision == "int8" else None
+    if wide:  # which activations an int8 file kept wider (16-bit or float) for its budget
+        entry[KEPT_WIDER] = wide
     entry["status"] = "ok"
     head = DeployHead(model, scale)
     rewritten = settings["options"].get("exit_at_lr")
@@ -352,8 +353,8 @@ def render_report(manifest: dict) -> str:
                 f"PyTorch {q['pytorch_fp32']['psnr_y']:.2f} / {q['pytorch_fp32']['ssim_y']:.4f} / "
                 f"{q['pytorch_fp32']['lpips']:.3f}: quantization costs {q['cost_db']:+.3f} dB"
             )
-        if "int16_activations" in e:
-            lines.append(f"- kept 16-bit: {e['int16_activations']}")
+        if KEPT_WIDER in e:
+            lines.append(f"- kept wider than 8 bits: {e[KEPT_WIDER]}")
         lines.append(f"- ops: {', '.join(f'{k} {v}' for k, v in sorted(e['ops'].items()))}")
         lines.append("")
     return "\n".join(lines) + "\n"

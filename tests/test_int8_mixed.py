@@ -1,5 +1,5 @@
-"""ONNX int8 with a PSNR-Y budget: the fewest activations stay 16-bit (``export/onnx/mixed.py``), the
-file says which, and its cost is judged against the budget."""
+"""int8 with a PSNR-Y budget: the fewest activations stay wider (ONNX: 16-bit, ``export/onnx/mixed.py``;
+TFLite: float, ``export/pt2e_mixed.py``), the file says which, and its cost is judged against the budget."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import collections
 import pytest
 from PIL import Image
 
+from export.mixed import KEPT_WIDER
 from export.options import chosen
 from export.pipeline import export_all
 from models import build_model
@@ -18,7 +19,7 @@ from toolkit.images import SAMPLE_PHOTO
 onnx = pytest.importorskip("onnx")
 
 
-def _export(tmp_path, budget: float) -> tuple[dict, object]:
+def _export(tmp_path, budget: float, fmt: str = "onnx") -> dict:
     photos = tmp_path / "photos"  # calibration and selection crops; a separate photo reports
     photos.mkdir(exist_ok=True)
     photo = Image.open(SAMPLE_PHOTO).convert("RGB")
@@ -27,11 +28,11 @@ def _export(tmp_path, budget: float) -> tuple[dict, object]:
     val = tmp_path / "val"
     val.mkdir(exist_ok=True)
     photo.resize((160, 120)).save(val / "rocket.png")
-    out = tmp_path / f"out-{budget}"
+    out = tmp_path / f"out-{fmt}-{budget}"
     manifest = export_all(
         deterministic_weights(build_model("pcarn-test")),
         out,
-        formats=["onnx"],
+        formats=[fmt],
         scales=[2],
         precisions=["int8"],
         input_size=(24, 32),
@@ -42,7 +43,7 @@ def _export(tmp_path, budget: float) -> tuple[dict, object]:
         val=val,
         options={"int8_budget": budget},
     )
-    return manifest, onnx.load(str(out / "pcarn-test_x2_int8.onnx"))
+    return manifest
 
 
 def _sixteen_bit_activations(model) -> int:
@@ -55,12 +56,15 @@ def _sixteen_bit_activations(model) -> int:
 
 
 def test_a_generous_budget_keeps_every_activation_8_bit_and_a_tight_one_widens(tmp_path):
-    loose, loose_model = _export(tmp_path, 100.0)
-    tight, tight_model = _export(tmp_path, 1e-6)
-    loose_note = {p.key: p.value for p in loose_model.metadata_props}["int16_activations"]
-    tight_note = {p.key: p.value for p in tight_model.metadata_props}["int16_activations"]
+    loose, tight = _export(tmp_path, 100.0), _export(tmp_path, 1e-6)
+    loose_model, tight_model = (
+        onnx.load(str(tmp_path / f"out-onnx-{b}" / m["files"][0]["path"]))
+        for b, m in ((100.0, loose), (1e-6, tight))
+    )
+    loose_note = {p.key: p.value for p in loose_model.metadata_props}[KEPT_WIDER]
+    tight_note = {p.key: p.value for p in tight_model.metadata_props}[KEPT_WIDER]
     assert loose_note.startswith("0 of ") and _sixteen_bit_activations(loose_model) == 0
-    assert tight["files"][0]["int16_activations"] == tight_note  # the manifest says it too
+    assert tight["files"][0][KEPT_WIDER] == tight_note  # the manifest says it too
     wide = int(tight_note.split(" of ")[0])
     assert wide > 0 and _sixteen_bit_activations(tight_model) == wide  # the file is what it says
     for manifest in (loose, tight):
@@ -79,12 +83,28 @@ def test_a_budget_that_is_not_a_positive_number_is_refused(budget):
         chosen({"int8_budget": budget})
 
 
+def test_a_tflite_budget_leaves_activations_float_and_the_file_runs_as_chosen(tmp_path):
+    pytest.importorskip("litert_torch")
+    loose, tight = _export(tmp_path, 100.0, "tflite"), _export(tmp_path, 1e-6, "tflite")
+    (loose_entry,), (tight_entry,) = loose["files"], tight["files"]
+    assert loose_entry[KEPT_WIDER].startswith("0 of ")
+    kept = int(tight_entry[KEPT_WIDER].split(" of ")[0])
+    assert kept > 0 and "activations float" in tight_entry[KEPT_WIDER]
+    for entry in (loose_entry, tight_entry):  # the declared float convs are the file's float convs
+        assert entry["checks"]["integer_convs"]["passed"], entry["checks"]
+        assert entry["parity"]["passed"], entry["parity"]
+    assert "0 on float activations" in loose_entry["checks"]["integer_convs"]["detail"]
+    assert "0 on float activations" not in tight_entry["checks"]["integer_convs"]["detail"]
+    # float where it was noisy: the file runs closer to fp32 PyTorch
+    assert tight_entry["parity"]["psnr_db"] > loose_entry["parity"]["psnr_db"] + 3
+
+
 def test_formats_without_per_tensor_precision_refuse_a_budget():
-    with pytest.raises(PcarnError, match="tflite does not take --int8-budget"):
+    with pytest.raises(PcarnError, match="coreml does not take --int8-budget"):
         export_all(
             build_model("pcarn-test"),
             "unused",
-            formats=["onnx", "tflite"],
+            formats=["onnx", "coreml"],
             scales=[2],
             precisions=["int8"],
             progress=False,

@@ -18,9 +18,10 @@ import torch
 
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
+from export.mixed import KEPT_WIDER, WideChoice, selection
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
-from export.onnx.mixed import SELECT_SAMPLES, SELECT_SIZE, WideChoice, choose_wide
+from export.onnx.mixed import choose_wide
 from export.optional import require
 from export.options import INT8_BUDGET_DB
 from toolkit.errors import PcarnError
@@ -53,7 +54,7 @@ def export(
         )
         _check_names(onnx.load_from_string(fp32), choice.wide)
         model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs(), image, wide=choice.wide))
-        job.metadata["int16_activations"] = f"{choice.summary()}: {', '.join(choice.wide) or 'none'}"
+        job.metadata[KEPT_WIDER] = choice.note()
     else:
         model = onnx.load_from_string(fp32)
     if job.precision == "fp16":
@@ -69,12 +70,10 @@ def export(
 
 def _wide_choice(job: ExportJob, graph: torch.nn.Module, image: bool, budget: float) -> WideChoice:
     """The activations this head keeps 16-bit, chosen on a small copy of its graph."""
-    size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
-    crops = job.calibration_inputs(size)
-    small = simplified_fp32(graph, size, False, image)
-    sixteen = quantize_onnx(small, crops, image, activation_bits=16, range_margin=False)
-    pairs = job.calibration.pairs(int(job.metadata["scale"]), size, SELECT_SAMPLES, seed=1)
-    return choose_wide(small, sixteen, pairs, budget, image)
+    chosen_on = selection(job)
+    small = simplified_fp32(graph, chosen_on.size, False, image)
+    sixteen = quantize_onnx(small, chosen_on.crops, image, activation_bits=16, range_margin=False)
+    return choose_wide(small, sixteen, chosen_on.pairs, budget, chosen_on.border, image)
 
 
 def _check_names(model, names: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ FORMAT = ExportFormat.declare(
     extra="tflite",
     export_modules=("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
     runtime_module="ai_edge_litert",
-    options=("dynamic", "exit_at_lr", "io"),
+    options=("dynamic", "exit_at_lr", "io", "int8_budget"),
     precisions=("fp32", "fp16", "int8"),
 )
 

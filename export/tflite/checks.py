@@ -10,6 +10,7 @@ import numpy as np
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
 from export.tflite.file import TFLiteFile
+from export.tflite.int8 import FLOAT_CONVS
 from export.tflite.resizable import is_resizable
 
 # Builtins the XNNPACK delegate takes for float models (its documented operator list, the subset
@@ -74,7 +75,8 @@ def check_tflite(path: Path, exp: Expectation, precision: str) -> GraphReport:
     )
     buffers = tflite.constant_buffers()
     if precision == "int8":
-        _tflite_int8_checks(report, tflite, ops, exp, is_image_file(metadata))
+        float_convs = int(metadata.get(FLOAT_CONVS, 0))
+        _tflite_int8_checks(report, tflite, ops, exp, is_image_file(metadata), float_convs)
         buffers = _tflite_integer_buffers(tflite)
     weight_check(report, unique_bytes(buffers), exp, precision)
     outside = sorted({name for name, _ in ops} - XNNPACK_OPS - {"QUANTIZE"})
@@ -133,24 +135,38 @@ def _tflite_integer_buffers(tflite: TFLiteFile) -> list[np.ndarray]:
 
 
 def _tflite_int8_checks(
-    report: GraphReport, tflite: TFLiteFile, ops: list, exp: Expectation, image: bool
+    report: GraphReport, tflite: TFLiteFile, ops: list, exp: Expectation, image: bool, float_convs: int
 ) -> None:
-    """Full-integer: every CONV_2D reads int8 activations and weights; no DEQUANTIZE (a float island
-    between integer ops); float ops only where declared (the input mean before the first QUANTIZE)."""
+    """Full-integer: every CONV_2D reads int8 activations and weights but the ``float_convs`` the
+    file declares (activations kept float for its budget, ``export/pt2e_mixed.py``); without them, no
+    DEQUANTIZE (a float island between integer ops) and float ops only where declared (the input
+    mean before the first QUANTIZE)."""
     sub, schema = tflite.subgraph, tflite.schema
     int8 = schema.TensorType.INT8
     convs = [op for name, op in ops if name == "CONV_2D"]
     integer = [op for op in convs if all(sub.tensors[i].type == int8 for i in op.inputs[:2])]
+    floating_convs = [op for op in convs if sub.tensors[op.inputs[0]].type == schema.TensorType.FLOAT32]
     report.add(
         "integer_convs",
-        len(integer) == len(convs) == exp.convs,
-        f"{len(integer)} of {len(convs)} CONV_2D on int8 activations and weights (expected {exp.convs})",
+        len(convs) == exp.convs
+        and len(integer) == exp.convs - float_convs
+        and len(floating_convs) == float_convs,
+        f"{len(integer)} of {len(convs)} CONV_2D on int8 activations and weights, {len(floating_convs)} on "
+        f"float activations (expected {exp.convs}, of them {float_convs} float as the file declares)",
     )
     floating = collections.Counter(
         name
         for name, op in ops
         if name != "QUANTIZE" and any(sub.tensors[i].type == schema.TensorType.FLOAT32 for i in op.outputs)
     )
+    if float_convs:  # the float islands the file declares: what runs float is reported, not judged
+        report.add(
+            "integer_graph",
+            True,
+            f"declared float activations; float ops: {counted(floating)}; "
+            f"output {_tensor_type(sub, sub.outputs[0], schema)}",
+        )
+        return
     declared, what = collections.Counter({"SUB": 1}), "the input mean SUB"
     dequantized = 0
     if image:  # float from the exit conv on: round to the 256 levels

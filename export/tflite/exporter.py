@@ -20,17 +20,22 @@ import torch
 from export.common import NHWC
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
+from export.mixed import KEPT_WIDER, selection
 from export.optional import require
+from export.options import INT8_BUDGET_DB
 from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
-from export.tflite.int8 import quantize_tflite
+from export.tflite.int8 import FLOAT_CONVS, float_choice, quantize_tflite
 from export.tflite.resizable import is_resizable, resizable
 
 
-def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
+def export(
+    job: ExportJob, dynamic: bool = False, io: str = TENSOR, int8_budget: float = INT8_BUDGET_DB
+) -> Path:
     """The head in ``job.form`` with TFLite's native shuffle (the staged loop of ``export/graph.py``'s
     graphs, DCR channel order), NHWC in and out; ``dynamic``: resizable at run time
-    (``export/tflite/resizable.py``); ``io="image"``: uint8 pixels in and out (``export/image_io.py``)."""
+    (``export/tflite/resizable.py``); ``io="image"``: uint8 pixels in and out (``export/image_io.py``);
+    int8: the fewest activations float for ``int8_budget`` dB of PSNR-Y (``export/pt2e_mixed.py``)."""
     exit_at_lr = job.form.exit_at_lr
     image = io == IMAGE
     graph = NativeShuffleHead(job.head, exit_at_lr=exit_at_lr, resizable=dynamic)
@@ -38,8 +43,15 @@ def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
     key = ("tflite", exit_at_lr, dynamic, image)
     metadata = dict(job.metadata)
     if job.precision == "int8":
-        data = quantize_tflite(head, job.input_size, job.calibration_inputs(), image=image)
-        if not image:
+        choice = job.reuse(
+            ("tflite-float", exit_at_lr, dynamic, image, int8_budget),
+            lambda: float_choice(head, selection(job), int8_budget, image),
+        )
+        crops = job.calibration_inputs()
+        data, float_convs = quantize_tflite(head, job.input_size, crops, image, choice.wide)
+        metadata[KEPT_WIDER] = choice.note()
+        metadata[FLOAT_CONVS] = float_convs
+        if not image and not _float_output(data):
             metadata["output_range"] = "int8: dequantize with the output tensor's scale and zero point"
     elif job.precision == "fp32":
         data = job.reuse(key, lambda: converted_fp32(head, job.input_size, image))
@@ -53,6 +65,11 @@ def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
         metadata["dynamic"] = "any height and width: resize the input tensor before allocating"
     job.path.write_bytes(TFLiteFile.read(data).with_metadata(metadata))
     return job.path
+
+
+def _float_output(data: bytes) -> bool:
+    tflite = TFLiteFile.read(data)
+    return tflite.subgraph.tensors[tflite.subgraph.outputs[0]].type == tflite.schema.TensorType.FLOAT32
 
 
 def converted_fp32(head: torch.nn.Module, input_size: tuple[int, int], image: bool = False) -> bytes:

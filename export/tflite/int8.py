@@ -12,7 +12,8 @@ additions this network needs:
   and DEPTH_TO_SPACE runs on int8.
 
 The float input is quantized inside the graph; the output is int8 with its scale and zero point
-(``export.tflite.exporter.runner`` dequantizes it).
+(``export.tflite.exporter.runner`` dequantizes it). Activations named in ``float_tensors`` stay float
+(``export/pt2e_mixed.py`` chooses them for a PSNR-Y budget).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.image_io import sample_pixels, to_pixels
+from export.image_io import from_pixels, sample_pixels, to_pixels
+from export.mixed import Selection, WideChoice
 from export.optional import require
+from export.pt2e_mixed import choose_float, float_convs, keep_float
 
+FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs on float activations
 _RELU = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
 
 
@@ -48,7 +52,7 @@ def _annotation(node: torch.fx.Node):
     return node.meta.get("quantization_annotation")
 
 
-def _quantizer():
+def _quantizer(float_tensors: tuple[str, ...] = ()):
     pt2e = require("litert_torch.quantize.pt2e_quantizer")
     spec = require("torchao.quantization.pt2e.quantizer")
 
@@ -57,6 +61,7 @@ def _quantizer():
             self._annotate_convs(model)
             self._annotate_concats(model)
             model = super().annotate(model)
+            keep_float(model, float_tensors, _byte_moving_ops())
             self._share_byte_moving_ops(model)
             return model
 
@@ -125,27 +130,76 @@ def _quantizer():
     return PcarnQuantizer().set_global(config)
 
 
-def quantize_tflite(
-    head_nhwc: torch.nn.Module, input_size: tuple[int, int], inputs: list[np.ndarray], image: bool = False
-) -> bytes:
-    """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
-    ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels."""
-    litert_torch = require("litert_torch")
+def _feed(crop: np.ndarray, image: bool) -> torch.Tensor:
+    """An HxWx3 float crop as the NHWC head's input: float, or ``image``: uint8 pixels."""
+    x = np.ascontiguousarray(crop)[None]
+    return torch.from_numpy(to_pixels(x.transpose(0, 3, 1, 2)) if image else x)
+
+
+def _converted(
+    head_nhwc: torch.nn.Module,
+    input_size: tuple[int, int],
+    inputs: list[np.ndarray],
+    image: bool,
+    float_tensors: tuple[str, ...],
+):
+    """The head exported, annotated, calibrated on ``inputs`` and converted to explicit
+    quantize/dequantize ops (unfolded: the graph still runs in PyTorch), and its quantizer."""
     quantize_pt2e = require("torchao.quantization.pt2e.quantize_pt2e")
-    quant_config = require("litert_torch.quantize.quant_config")
     sample = (sample_pixels(input_size) if image else torch.rand(1, *input_size, 3),)
-    quantizer = _quantizer()
+    quantizer = _quantizer(float_tensors)
     graph = torch.export.export(head_nhwc.eval(), sample).module()
     prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for crop in inputs:
-            x = np.ascontiguousarray(crop)[None]
-            prepared(torch.from_numpy(to_pixels(x.transpose(0, 3, 1, 2)) if image else x))
-    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+            prepared(_feed(crop, image))
+    return quantize_pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer, sample
+
+
+def quantize_tflite(
+    head_nhwc: torch.nn.Module,
+    input_size: tuple[int, int],
+    inputs: list[np.ndarray],
+    image: bool = False,
+    float_tensors: tuple[str, ...] = (),
+) -> tuple[bytes, int]:
+    """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
+    ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels;
+    ``float_tensors``: activations (node names of the exported graph) left float; with the number of
+    convs that run in float (``export/pt2e_mixed.py``'s float_convs)."""
+    litert_torch = require("litert_torch")
+    quant_config = require("litert_torch.quantize.quant_config")
+    converted, quantizer, sample = _converted(head_nhwc, input_size, inputs, image, float_tensors)
+    missing = sorted(set(float_tensors) - {n.name for n in converted.graph.nodes})
+    if missing:  # the small graph the choice was made on named a tensor differently
+        raise ValueError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
+    floating = float_convs(converted)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         edge = litert_torch.convert(
             converted, sample, quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
         )
     with tempfile.TemporaryDirectory() as tmp:
         edge.export(str(Path(tmp) / "int8.tflite"))
-        return (Path(tmp) / "int8.tflite").read_bytes()
+        return (Path(tmp) / "int8.tflite").read_bytes(), floating
+
+
+def float_choice(
+    head_nhwc: torch.nn.Module, chosen_on: Selection, budget_db: float, image: bool
+) -> WideChoice:
+    """The fewest activations of the head to leave float for ``budget_db`` dB of PSNR-Y, measured on
+    a small calibrated copy of its graph (``export/pt2e_mixed.py``)."""
+    converted, _, _ = _converted(head_nhwc, chosen_on.size, chosen_on.crops, image, ())
+
+    def unfeed(y: torch.Tensor) -> np.ndarray:
+        return from_pixels(y.numpy())[0].transpose(1, 2, 0) if image else y[0].numpy()
+
+    return choose_float(
+        head_nhwc.eval(),
+        converted,
+        chosen_on.pairs,
+        budget_db,
+        chosen_on.border,
+        _byte_moving_ops(),
+        lambda crop: _feed(crop, image),
+        unfeed,
+    )

@@ -1,0 +1,135 @@
+"""Mixed-precision int8, format by format: which activations stay wider than 8 bits so that a head's
+int8 cost fits the budget.
+
+Plain 8-bit activations cost PCARN-M x2 +0.28 dB PSNR-Y on photos it was never calibrated on, and
+the loss is not in one layer: it lives in the tensors that carry the picture itself (the
+mean-subtracted input, the entry conv's output that the global residual adds back, the concatenations,
+the upsampling path and the output). So the choice is measured, not guessed, the same way for every
+format; only how a graph is run with some activations at 8 bits differs (``export/onnx/mixed.py``:
+8-bit resolution inside 16-bit Q/DQ; ``export/pt2e_mixed.py``: Q/DQ pairs bypassed in a PT2E graph):
+
+1. the wide graph (every activation wider: 16-bit or float) sets the noise floor;
+2. each activation alone at 8 bits adds rounding noise to the output, measured on selection crops
+   (other crops of the calibration photos, never the photos the cost is reported on);
+3. the noisiest stay wide: the fewest of them for which the graph with every other activation at
+   8 bits costs at most half the budget on the selection crops (their fp32 error against their HR
+   plus the added noise); the other half is left for photos unlike the calibration ones.
+
+The choice is made on a small copy of the graph (``SELECT_SIZE``); activation names do not depend on
+the input size, so it applies to the file's own graph, which is calibrated as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from toolkit.metrics.fidelity import rgb_to_y
+
+SELECT_SIZE = (96, 128)
+SELECT_SAMPLES = 4
+SAFETY = 0.5  # share of the budget the selection crops may use
+
+
+@dataclass(frozen=True)
+class WideChoice:
+    """Which activation tensors stay wider than 8 bits, and what the selection crops predicted."""
+
+    wide: tuple[str, ...]
+    activations: int
+    predicted_cost_db: float
+    all_int8_cost_db: float
+    kept_as: str = "16-bit"  # what a wide activation is in the file: 16-bit or float
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.wide)} of {self.activations} activations {self.kept_as} (predicted cost "
+            f"{self.predicted_cost_db:+.3f} dB on selection crops; all 8-bit {self.all_int8_cost_db:+.3f} dB)"
+        )
+
+    def note(self) -> str:
+        """The file's metadata and manifest entry (``KEPT_WIDER``)."""
+        return f"{self.summary()}: {', '.join(self.wide) or 'none'}"
+
+
+KEPT_WIDER = "kept_wider"  # metadata key: the activations an int8 file kept wider, and why
+
+
+def y_plane(nhwc_rgb: np.ndarray) -> np.ndarray:
+    """The metric's view of one HxWx3 output in [0, 1]: rounded to 8-bit pixels, then Y."""
+    return rgb_to_y(np.clip(np.round(nhwc_rgb * 255.0), 0, 255))
+
+
+def choose_kept(
+    names: Sequence[str],
+    outputs: Callable[[Sequence[str]], list[np.ndarray]],
+    reference: list[np.ndarray],
+    hr: list[np.ndarray],
+    budget_db: float,
+    border: int,
+    kept_as: str,
+) -> WideChoice:
+    """The fewest ``names`` to keep wide for the predicted cost to fit ``SAFETY * budget_db``.
+
+    ``outputs(narrow)``: the Y planes of the selection crops through the graph with the ``narrow``
+    activations at 8 bits and the others wide; ``reference``: the same through the fp32 graph; ``hr``:
+    the crops' HR RGB; ``border``: pixels the metric ignores at each edge."""
+    crop = (slice(border, -border or None),) * 2
+
+    def mse(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean((a - b)[crop] ** 2))
+
+    error = max(float(np.mean([mse(r, rgb_to_y(h)) for r, h in zip(reference, hr, strict=True)])), 1e-6)
+
+    def noise(ys: list[np.ndarray]) -> float:
+        return float(np.mean([mse(y, r) for y, r in zip(ys, reference, strict=True)]))
+
+    floor = noise(outputs(()))
+    added = {name: noise(outputs((name,))) - floor for name in names}
+    ranked = sorted(names, key=added.get, reverse=True)
+    cost = lambda extra: 10.0 * np.log10((error + floor + max(0.0, extra)) / error)  # noqa: E731
+
+    costs: dict[int, float] = {len(ranked): cost(0.0)}
+
+    def measured(wide: int) -> float:  # the cost with the ``wide`` noisiest kept wide, the rest 8-bit
+        if wide not in costs:
+            costs[wide] = cost(noise(outputs(ranked[wide:])) - floor)
+        return costs[wide]
+
+    # Noise powers roughly add, so the ranking holds; the count is found by bisection on the
+    # measured cost of each candidate graph (7 runs for 69 activations).
+    all_int8 = measured(0)
+    low, high = 0, len(ranked)  # measured(high) fits by construction
+    while low < high:
+        mid = (low + high) // 2
+        if measured(mid) <= SAFETY * budget_db:
+            high = mid
+        else:
+            low = mid + 1
+    return WideChoice(tuple(ranked[:high]), len(ranked), float(measured(high)), float(all_int8), kept_as)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a head's choice is made on: a small input size, calibration crops at that size (the
+    graph's ranges) and other LR/HR crops of the calibration photos (the measured noise)."""
+
+    size: tuple[int, int]
+    crops: list[np.ndarray]
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    border: int  # the metric's: ``scale`` pixels at each edge
+
+
+def selection(job) -> Selection:
+    """``job``'s (an ``export.job.ExportJob``) selection crops, at ``SELECT_SIZE`` or its own size
+    where that is smaller."""
+    size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
+    crops = job.calibration_inputs(size)  # first: it refuses a job without calibration photos
+    scale = int(job.metadata["scale"])
+    pairs = job.reuse(
+        ("selection", job.calibration.source, size),
+        lambda: job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1),
+    )
+    return Selection(size, crops, pairs, scale)
