@@ -245,23 +245,34 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     elif not runnable:
         parity = {"ran": False, "passed": False, "rule": f"cannot run here: {why_not}"}
     else:
-        sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
-        parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
-        if precision in QUANTIZED_PRECISIONS:  # judged by the picture's loss in dB, not max abs error
-            cost = quantization_cost(
-                head, path, size, cache, settings["val"], settings["val_images"], _max_cost(fmt, settings)
-            )
-            parity.update(
-                passed=cost["passed"],
-                rule=f"PSNR-Y cost {cost['cost_db']:+.3f} dB <= {cost['max_cost_db']} dB against fp32 "
-                f"PyTorch on {len(cost['photos'])} validation photos ({settings['val']})",
-                quantization=cost,
-            )
+        try:
+            parity = _run_parity(head, fmt, path, size, precision, model, settings, cache, image)
+        except Exception as exc:  # noqa: BLE001 - a file its runtime refuses fails; the others go on
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            parity = {"ran": False, "passed": False, "rule": f"its runtime could not run it: {reason}"}
     entry["parity"] = parity
     entry["parity_seconds"] = round(time.perf_counter() - started, 2)
     entry["accelerators"] = _accelerators(fmt, path, precision)
     entry["passed"] = graph.passed and parity["passed"]
     return entry
+
+
+def _run_parity(head, fmt, path, size, precision, model, settings, cache, image) -> dict:
+    """The file run in its runtime against PyTorch; a quantized one judged by the picture's loss in
+    dB of PSNR-Y on the validation photos, not by max abs error."""
+    sizes = parity_sizes(size, bool(settings["options"].get("dynamic")))
+    parity = runtime_parity(head, fmt.runner, path, sizes, precision, model, cache, image=image)
+    if precision in QUANTIZED_PRECISIONS:
+        cost = quantization_cost(
+            head, path, size, cache, settings["val"], settings["val_images"], _max_cost(fmt, settings)
+        )
+        parity.update(
+            passed=cost["passed"],
+            rule=f"PSNR-Y cost {cost['cost_db']:+.3f} dB <= {cost['max_cost_db']} dB against fp32 "
+            f"PyTorch on {len(cost['photos'])} validation photos ({settings['val']})",
+            quantization=cost,
+        )
+    return parity
 
 
 def _max_cost(fmt: ExportFormat, settings: dict) -> float:
