@@ -21,6 +21,7 @@ import torch
 from export.mixed import WideChoice, choose_kept, y_plane
 
 KEPT_AS = "float"
+FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs in float
 
 
 def _is_quantize(node: torch.fx.Node) -> bool:
@@ -41,6 +42,13 @@ def _read(node: torch.fx.Node) -> torch.fx.Node:
     if is_dequantize(node) and isinstance(node.args[0], torch.fx.Node) and _is_quantize(node.args[0]):
         return node.args[0].args[0]
     return node
+
+
+def check_names(converted: torch.fx.GraphModule, names: Iterable[str]) -> None:
+    """Refuse a choice made on another copy of the graph that named a tensor this one lacks."""
+    missing = sorted(set(names) - {n.name for n in converted.graph.nodes})
+    if missing:
+        raise ValueError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
 
 
 def float_convs(converted: torch.fx.GraphModule) -> int:

@@ -92,7 +92,7 @@ EXPORT = ["export", *MODEL, "--scales", "2", "--input-size", "24x32", "--out", "
 # (arguments, exit code, words the one line must hold); each run must leave no new file or folder
 REFUSED = [
     # asked for files that would not be written
-    ([*EXPORT, "--formats", "executorch", "--precision", "int8"], 1, "executorch does not take int8"),
+    ([*EXPORT, "--formats", "executorch", "--precision", "w8a16"], 1, "executorch does not take w8a16"),
     ([*EXPORT, "--formats", "onnx,executorch", "--precision", "fp16"], 1, "executorch does not take fp16"),
     ([*EXPORT, "--formats", "onnx,onnx"], 1, "format 'onnx' is named twice"),
     ([*EXPORT, "--formats", "coreml", "--exit-at-lr"], 1, "coreml does not take --exit-at-lr"),

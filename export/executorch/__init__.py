@@ -12,8 +12,10 @@ FORMAT = ExportFormat.declare(
     extra="executorch",
     export_modules=("executorch", "torchao"),
     runtime_module="executorch",
-    options=("dynamic", "exit_at_lr", "io"),
+    options=("dynamic", "exit_at_lr", "io", "int8_budget"),
     precisions=("fp32",),
+    # named only: each head's float choice and calibration add minutes to a default export
+    extra_precisions=("int8",),
 )
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.executorch.file import XNNPACK, PTEFile
 from export.image_io import is_image_file
+from export.pt2e_mixed import FLOAT_CONVS
 
 _CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
+QINT8 = "xnn_datatype_qint8"
 # What a --dynamic program computes outside the delegates: sizes, integer arithmetic on them and
 # zero-copy views (the pixel shuffle's reshapes at a symbolic size); no pixel is computed there.
 SHAPE_ONLY = {"aten::sym_size.int", "executorch_prim::et_view.default"} | {
@@ -71,7 +73,10 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
         f"in all (with the channels-first/last layout ones), max rank {max_rank}; "
         f"{report.ops.get('StaticReshape', 0)} reshapes",
     )
-    weight_check(report, unique_bytes(pte.weight_blobs()), exp, precision)
+    float_convs = int(pte.metadata().get(FLOAT_CONVS, 0))
+    weight_check(report, unique_bytes(pte.weight_blobs()), exp, precision, mixed=float_convs > 0)
+    if precision == "int8":
+        _integer_convs(report, pte, exp, float_convs)
     calls = collections.Counter(pte.kernel_calls())
     bookkeeping = collections.Counter({op: n for op, n in calls.items() if op in SHAPE_ONLY})
     edges = collections.Counter({op: n for op, n in calls.items() if op in IMAGE_EDGES}) if image else {}
@@ -86,3 +91,30 @@ def check_executorch(path: Path, exp: Expectation, precision: str) -> GraphRepor
         f"delegates: {', '.join(others) or 'none'}",
     )
     return report
+
+
+def _integer_convs(report: GraphReport, pte: PTEFile, exp: Expectation, float_convs: int) -> None:
+    """Every conv reads and writes int8 but the ``float_convs`` the file declares (activations kept
+    float for its budget, ``export/pt2e_mixed.py``); the count comes from the delegate's own tensors."""
+    integer = floating = 0
+    for graph in pte.xnnpack_graphs:
+        types = {}
+        for value in graph["xvalues"]:
+            body = value["xvalue_union"]
+            tensor = body.get("tensor_value", body)
+            types[tensor.get("id_out", 0)] = tensor.get("datatype")  # flatc leaves out a 0
+        for node in graph["xnodes"]:
+            if node["xnode_union_type"] not in _CONVS:
+                continue
+            conv = node["xnode_union"]
+            ends = (types.get(conv.get("input1_id", 0)), types.get(conv.get("output_id", 0)))
+            if ends == (QINT8, QINT8):
+                integer += 1
+            else:
+                floating += 1
+    report.add(
+        "integer_convs",
+        integer + floating == exp.convs and floating == float_convs,
+        f"{integer} of {integer + floating} XNNPACK convs int8 in and out, {floating} float (expected "
+        f"{exp.convs}, of them {float_convs} float as the file declares)",
+    )

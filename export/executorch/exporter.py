@@ -1,9 +1,7 @@
 """ExecuTorch export: ``torch.export`` of the NCHW head, lowered whole to the XNNPACK delegate.
 
-fp32 only for now. Tried for int8: PT2E with ExecuTorch's XNNPACKQuantizer plus the tied-unit
-annotations of ``export/tflite_int8.py`` runs, but XNNPACK's int8 concatenate needs its inputs to
-share the output's range (the cascades' concats then quantize coarsely: PCARN-M x2 cost 0.118 dB
-against the 0.10 dB gate, x4 0.049 dB) and the lowered pixel shuffle stays float between converts.
+fp32, and int8 within ``--int8-budget`` (``export/executorch/int8.py``: the noisiest activations
+stay float).
 The file's metadata is a constant method ``metadata`` returning the JSON document as a uint8
 tensor, so it travels inside the ``.pte`` and an app reads it with the same runtime
 (``export/executorch/file.py`` reads it without one).
@@ -19,27 +17,46 @@ import numpy as np
 import torch
 
 from export.executorch.file import FORWARD, PTEFile
+from export.executorch.int8 import float_choice, quantized_program
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
+from export.mixed import KEPT_WIDER, selection
 from export.optional import require
+from export.options import INT8_BUDGET_DB
+from export.pt2e_mixed import FLOAT_CONVS
 from export.shuffle_forms import Rank4ShuffleHead
 
 MIN_DYNAMIC_SIDE = 2  # the smallest LR side a --dynamic file takes
 
 
-def export(job: ExportJob, dynamic: bool = False, io: str = TENSOR) -> Path:
+def export(
+    job: ExportJob, dynamic: bool = False, io: str = TENSOR, int8_budget: float = INT8_BUDGET_DB
+) -> Path:
     """The head in ``job.form``'s exit placement with rank-4 pixel shuffles (no rank-6 transpose;
     ``export/shuffle_forms.py``), exported and lowered whole to XNNPACK. ``dynamic``:
     bounded dynamic shapes, any LR height and width up to the export's input size (the largest frame
     the app will feed; ExecuTorch plans memory for that bound). ``io="image"``: uint8 pixels in and
-    out (``export/image_io.py``); the conversions at the edges run outside the delegate."""
+    out (``export/image_io.py``); the conversions at the edges run outside the delegate. int8: the
+    fewest activations float for ``int8_budget`` dB of PSNR-Y."""
     image = io == IMAGE
     graph = job.reuse(("rank4", job.form), lambda: Rank4ShuffleHead(job.head, job.form.exit_at_lr).eval())
-    program = job.reuse(
-        ("executorch", job.form, dynamic, image),
-        lambda: exported(ImageIO(graph) if image else graph, job.input_size, dynamic, image),
-    )
+    net = ImageIO(graph) if image else graph
     metadata = dict(job.metadata)
+    if job.precision == "int8":
+        choice = job.reuse(
+            ("executorch-float", job.form, image, int8_budget),
+            lambda: float_choice(net, selection(job), int8_budget, image),
+        )
+        shapes = dynamic_shapes(job.input_size, image) if dynamic else None
+        crops = job.calibration_inputs()
+        program, floating = quantized_program(net, job.input_size, crops, image, choice.wide, shapes)
+        metadata[KEPT_WIDER] = choice.note()
+        metadata[FLOAT_CONVS] = floating
+    else:
+        program = job.reuse(
+            ("executorch", job.form, dynamic, image),
+            lambda: exported(net, job.input_size, dynamic, image),
+        )
     if dynamic:
         h, w = job.input_size
         metadata["dynamic"] = f"{MIN_DYNAMIC_SIDE}x{MIN_DYNAMIC_SIDE} to {h}x{w}"
@@ -52,14 +69,18 @@ def exported(
 ) -> torch.export.ExportedProgram:
     """``net`` exported at ``size`` (``image``: on uint8 NHWC pixels), bounded by it if ``dynamic``."""
     sample = (sample_pixels(size) if image else torch.rand(1, 3, *size),)
-    if not dynamic:
-        return torch.export.export(net, sample)
+    shapes = dynamic_shapes(size, image) if dynamic else None
+    return torch.export.export(net, sample, dynamic_shapes=shapes)
+
+
+def dynamic_shapes(size: tuple[int, int], image: bool) -> tuple[dict]:
+    """Any LR height and width from ``MIN_DYNAMIC_SIDE`` up to ``size``."""
     h, w = (1, 2) if image else (2, 3)
     dims = {
         axis: torch.export.Dim(name, min=MIN_DYNAMIC_SIDE, max=max(bound, MIN_DYNAMIC_SIDE + 1))
         for axis, name, bound in ((h, "height", size[0]), (w, "width", size[1]))
     }
-    return torch.export.export(net, sample, dynamic_shapes=(dims,))
+    return (dims,)
 
 
 def lowered(program: torch.export.ExportedProgram, metadata: dict, partitioner=None) -> bytes:

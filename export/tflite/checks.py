@@ -9,8 +9,8 @@ import numpy as np
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
+from export.pt2e_mixed import FLOAT_CONVS
 from export.tflite.file import TFLiteFile
-from export.tflite.int8 import FLOAT_CONVS
 from export.tflite.resizable import is_resizable
 
 # Builtins the XNNPACK delegate takes for float models (its documented operator list, the subset

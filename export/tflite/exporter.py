@@ -23,9 +23,10 @@ from export.job import ExportJob
 from export.mixed import KEPT_WIDER, selection
 from export.optional import require
 from export.options import INT8_BUDGET_DB
+from export.pt2e_mixed import FLOAT_CONVS
 from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
-from export.tflite.int8 import FLOAT_CONVS, float_choice, quantize_tflite
+from export.tflite.int8 import float_choice, quantize_tflite
 from export.tflite.resizable import is_resizable, resizable
 
 

@@ -1,12 +1,9 @@
 """Full-integer TFLite graphs through litert-torch's PT2E quantizer.
 
-Per-channel symmetric int8 weights and int8 activations (the XNNPACK-style configuration), with two
-additions this network needs:
+Per-channel symmetric int8 weights and int8 activations (the XNNPACK-style configuration), with the
+tied-unit and fused-ReLU annotations of ``export/pt2e_annotate.py`` and two of LiteRT's own:
 
-- tied units: PCARN-M calls one residual unit at several positions. The stock annotator marks a
-  weight as done after its first conv, so the other calls stayed float; here every conv is annotated
-  and the later calls share the first call's weight observer, so the tied weights are quantized
-  once, identically.
+- each input of a cascade's concatenation keeps its own range (the converter requantizes);
 - byte-moving ops (our native depth-to-space, the channel reorder before it, the layout permutes)
   share their input's quantization parameters, so no dequantize/quantize pair is left around them
   and DEPTH_TO_SPACE runs on int8.
@@ -19,7 +16,6 @@ The float input is quantized inside the graph; the output is int8 with its scale
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import tempfile
 from pathlib import Path
@@ -30,22 +26,12 @@ import torch
 from export.image_io import from_pixels, sample_pixels, to_pixels
 from export.mixed import Selection, WideChoice
 from export.optional import require
-from export.pt2e_mixed import choose_float, float_convs, keep_float
-
-FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs on float activations
-_RELU = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
+from export.pt2e_annotate import annotate_convs, calibrated, layout_ops, with_min_max_ranges
+from export.pt2e_mixed import check_names, choose_float, float_convs, keep_float
 
 
 def _byte_moving_ops() -> set:
-    return {
-        torch.ops.pcarn_tfl.depth_to_space.default,
-        torch.ops.aten.reshape.default,
-        torch.ops.aten.view.default,
-        torch.ops.aten.permute.default,
-        torch.ops.aten.transpose.int,
-        torch.ops.aten.clone.default,
-        torch.ops.aten.slice.Tensor,
-    }
+    return layout_ops() | {torch.ops.pcarn_tfl.depth_to_space.default, torch.ops.aten.clone.default}
 
 
 def _annotation(node: torch.fx.Node):
@@ -58,39 +44,12 @@ def _quantizer(float_tensors: tuple[str, ...] = ()):
 
     class PcarnQuantizer(pt2e.PT2EQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            self._annotate_convs(model)
+            annotate_convs(model, self.global_config)
             self._annotate_concats(model)
             model = super().annotate(model)
             keep_float(model, float_tensors, _byte_moving_ops())
             self._share_byte_moving_ops(model)
             return model
-
-        def _annotate_convs(self, model: torch.fx.GraphModule) -> None:
-            config = self.global_config
-            first_use: dict[torch.fx.Node, torch.fx.Node] = {}
-            for node in model.graph.nodes:
-                if node.op != "call_function" or node.target != torch.ops.aten.conv2d.default:
-                    continue
-                act, weight = node.args[0], node.args[1]
-                bias = node.args[2] if len(node.args) > 2 else None
-                if weight in first_use:  # a tied unit: one observer for every call
-                    weight_spec = spec.SharedQuantizationSpec((weight, first_use[weight]))
-                else:
-                    weight_spec, first_use[weight] = config.weight, node
-                inputs = {act: config.input_activation, weight: weight_spec}
-                if isinstance(bias, torch.fx.Node):
-                    inputs[bias] = config.bias
-                users = list(node.users)
-                relu = users[0] if len(users) == 1 and users[0].target in _RELU else None
-                node.meta["quantization_annotation"] = spec.QuantizationAnnotation(
-                    input_qspec_map=inputs,
-                    output_qspec=None if relu is not None else config.output_activation,
-                    _annotated=True,
-                )
-                if relu is not None:  # conv + ReLU is one fused integer op
-                    relu.meta["quantization_annotation"] = spec.QuantizationAnnotation(
-                        output_qspec=config.output_activation, _annotated=True
-                    )
 
         def _annotate_concats(self, model: torch.fx.GraphModule) -> None:
             """Each input of a cascade's concatenation keeps its own range: the stock annotator
@@ -121,12 +80,7 @@ def _quantizer(float_tensors: tuple[str, ...] = ()):
                     input_qspec_map={source: shared}, output_qspec=shared, _annotated=True
                 )
 
-    config = pt2e.get_symmetric_quantization_config(is_per_channel=True)
-    # Min-max activation ranges: the full output range survives (no clipped highlights), and
-    # calibration is many times faster than the stock histogram observer.
-    observer = require("torchao.quantization.pt2e").MinMaxObserver.with_args(eps=2**-12)
-    activation = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=observer)
-    config = dataclasses.replace(config, input_activation=activation, output_activation=activation)
+    config = with_min_max_ranges(pt2e.get_symmetric_quantization_config(is_per_channel=True))
     return PcarnQuantizer().set_global(config)
 
 
@@ -143,17 +97,12 @@ def _converted(
     image: bool,
     float_tensors: tuple[str, ...],
 ):
-    """The head exported, annotated, calibrated on ``inputs`` and converted to explicit
-    quantize/dequantize ops (unfolded: the graph still runs in PyTorch), and its quantizer."""
-    quantize_pt2e = require("torchao.quantization.pt2e.quantize_pt2e")
+    """The head calibrated on ``inputs`` and converted (``export/pt2e_annotate.py``), its quantizer
+    and its sample input."""
     sample = (sample_pixels(input_size) if image else torch.rand(1, *input_size, 3),)
     quantizer = _quantizer(float_tensors)
-    graph = torch.export.export(head_nhwc.eval(), sample).module()
-    prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for crop in inputs:
-            prepared(_feed(crop, image))
-    return quantize_pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer, sample
+    feeds = [_feed(crop, image) for crop in inputs]
+    return calibrated(head_nhwc, sample, quantizer, feeds), quantizer, sample
 
 
 def quantize_tflite(
@@ -170,9 +119,7 @@ def quantize_tflite(
     litert_torch = require("litert_torch")
     quant_config = require("litert_torch.quantize.quant_config")
     converted, quantizer, sample = _converted(head_nhwc, input_size, inputs, image, float_tensors)
-    missing = sorted(set(float_tensors) - {n.name for n in converted.graph.nodes})
-    if missing:  # the small graph the choice was made on named a tensor differently
-        raise ValueError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
+    check_names(converted, float_tensors)
     floating = float_convs(converted)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         edge = litert_torch.convert(
