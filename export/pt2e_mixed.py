@@ -1,5 +1,5 @@
-"""Mixed precision for PT2E-quantized graphs (TFLite through litert-torch; the same graphs feed
-ExecuTorch's quantizers): int8 files whose noisiest activations stay float.
+"""Mixed precision for PT2E-quantized graphs (TFLite through litert-torch, ExecuTorch through
+XNNPACK's quantizer): int8 files whose noisiest activations stay float.
 
 Runtimes that take these files have no 16-bit activations for every op (LiteRT's 16x8 mode is
 all-or-nothing), so an activation kept wide is float: its producer writes float and its consumers
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from export.mixed import WideChoice, choose_kept, y_plane
+from export.pt2e_annotate import RELU
 
 KEPT_AS = "float"
 FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs in float
@@ -57,7 +58,7 @@ def float_convs(converted: torch.fx.GraphModule) -> int:
 
     def quantized_output(node: torch.fx.Node) -> bool:
         users = list(node.users)
-        if len(users) == 1 and users[0].target in (torch.ops.aten.relu.default, torch.ops.aten.relu_.default):
+        if len(users) == 1 and users[0].target in RELU:
             users = list(users[0].users)
         return bool(users) and all(_is_quantize(u) for u in users)
 
@@ -73,8 +74,8 @@ def float_convs(converted: torch.fx.GraphModule) -> int:
 def tied(node: torch.fx.Node, byte_moving: set) -> list[torch.fx.Node]:
     """The tensors whose precision ``node``'s output must share: a byte-moving op's input (it
     shares its quantization parameters) and every input of a concatenation (LiteRT's converter
-    gives an int8 concatenation one scale for all its inputs, so a float concatenation of int8
-    inputs would have its producers' ranges rewritten)."""
+    and XNNPACK give an int8 concatenation one scale for all its inputs, so a float concatenation
+    of int8 inputs would have its producers' ranges rewritten)."""
     if node.op != "call_function" or not node.args:
         return []
     if node.target == torch.ops.aten.cat.default:
