@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from export.mixed import WideChoice, choose_kept, y_plane
-from export.pt2e_annotate import RELU
+from export.mixed import Selection, WideChoice, choose_kept, y_plane
+from export.pt2e_annotate import RELU, calibrated
 
 KEPT_AS = "float"
 FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs in float
@@ -151,18 +151,22 @@ def keep_float(model: torch.fx.GraphModule, names: Iterable[str], byte_moving: s
 
 
 def choose_float(
-    fp32: Callable[[torch.Tensor], torch.Tensor],
-    converted: torch.fx.GraphModule,
-    pairs: list[tuple[np.ndarray, np.ndarray]],
+    head: torch.nn.Module,
+    quantizer,
+    sample: tuple,
+    chosen_on: Selection,
     budget_db: float,
-    border: int,
     byte_moving: set,
     feed: Callable[[np.ndarray], torch.Tensor],
     unfeed: Callable[[torch.Tensor], np.ndarray],
 ) -> WideChoice:
-    """The activations of ``converted`` (a PT2E graph converted without folding, calibrated) that
-    must stay float for the predicted cost on ``pairs`` (LR, HR crops) to fit the budget; ``feed``
-    turns an LR crop into the graph's input, ``unfeed`` its output into an HxWx3 image in [0, 1]."""
+    """The activations of ``head`` that must stay float for the predicted cost on the selection
+    pairs to fit the budget, measured on a copy calibrated by ``quantizer`` on the selection's crops
+    at its size (``sample``); ``feed`` turns an LR crop into the graph's input, ``unfeed`` its output
+    into an HxWx3 image in [0, 1]."""
+    head = head.eval()
+    converted = calibrated(head, sample, quantizer, [feed(crop) for crop in chosen_on.crops])
+    pairs = chosen_on.pairs
     candidates = activations(converted, byte_moving)
     names = list(candidates)
     inputs = [feed(lr) for lr, _ in pairs]
@@ -176,6 +180,6 @@ def choose_float(
         return run(with_float(converted, [n for n in names if n not in narrowed], byte_moving))
 
     hr = [h for _, h in pairs]
-    choice = choose_kept(names, outputs, run(fp32), hr, budget_db, border, KEPT_AS)
+    choice = choose_kept(names, outputs, run(head), hr, budget_db, chosen_on.border, KEPT_AS)
     members = tuple(member for name in choice.wide for member in candidates[name])
     return dataclasses.replace(choice, wide=members, activations=sum(map(len, candidates.values())))

@@ -77,15 +77,6 @@ def quantized_program(
 def float_choice(head: torch.nn.Module, chosen_on: Selection, budget_db: float, image: bool) -> WideChoice:
     """The fewest activations of the head to leave float for ``budget_db`` dB of PSNR-Y, measured on
     a small calibrated copy of its graph."""
-    feeds = [_feed(crop, image) for crop in chosen_on.crops]
-    converted = calibrated(head, _sample(chosen_on.size, image), _quantizer(), feeds)
-    return choose_float(
-        head.eval(),
-        converted,
-        chosen_on.pairs,
-        budget_db,
-        chosen_on.border,
-        _byte_moving_ops(),
-        lambda crop: _feed(crop, image),
-        lambda y: _unfeed(y, image),
-    )
+    feed, unfeed = (lambda crop: _feed(crop, image)), (lambda y: _unfeed(y, image))
+    sample = _sample(chosen_on.size, image)
+    return choose_float(head, _quantizer(), sample, chosen_on, budget_db, _byte_moving_ops(), feed, unfeed)

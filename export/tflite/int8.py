@@ -90,6 +90,10 @@ def _feed(crop: np.ndarray, image: bool) -> torch.Tensor:
     return torch.from_numpy(to_pixels(x.transpose(0, 3, 1, 2)) if image else x)
 
 
+def _sample(size: tuple[int, int], image: bool) -> tuple[torch.Tensor]:
+    return (sample_pixels(size) if image else torch.rand(1, *size, 3),)
+
+
 def _converted(
     head_nhwc: torch.nn.Module,
     input_size: tuple[int, int],
@@ -99,7 +103,7 @@ def _converted(
 ):
     """The head calibrated on ``inputs`` and converted (``export/pt2e_annotate.py``), its quantizer
     and its sample input."""
-    sample = (sample_pixels(input_size) if image else torch.rand(1, *input_size, 3),)
+    sample = _sample(input_size, image)
     quantizer = _quantizer(float_tensors)
     feeds = [_feed(crop, image) for crop in inputs]
     return calibrated(head_nhwc, sample, quantizer, feeds), quantizer, sample
@@ -135,18 +139,12 @@ def float_choice(
 ) -> WideChoice:
     """The fewest activations of the head to leave float for ``budget_db`` dB of PSNR-Y, measured on
     a small calibrated copy of its graph (``export/pt2e_mixed.py``)."""
-    converted, _, _ = _converted(head_nhwc, chosen_on.size, chosen_on.crops, image, ())
 
     def unfeed(y: torch.Tensor) -> np.ndarray:
         return from_pixels(y.numpy())[0].transpose(1, 2, 0) if image else y[0].numpy()
 
-    return choose_float(
-        head_nhwc.eval(),
-        converted,
-        chosen_on.pairs,
-        budget_db,
-        chosen_on.border,
-        _byte_moving_ops(),
-        lambda crop: _feed(crop, image),
-        unfeed,
-    )
+    def feed(crop: np.ndarray) -> torch.Tensor:
+        return _feed(crop, image)
+
+    sample, moving = _sample(chosen_on.size, image), _byte_moving_ops()
+    return choose_float(head_nhwc, _quantizer(), sample, chosen_on, budget_db, moving, feed, unfeed)
