@@ -87,7 +87,19 @@ def rank4_pixel_shuffle(y: torch.Tensor, r: int) -> torch.Tensor:
 
 class Rank4ShuffleHead(StagedHead):
     """A DeployHead (optionally with the exit conv at LR) whose pixel shuffles never leave rank 4;
-    NCHW, outputs equal bit for bit. ExecuTorch's ``.pte`` files are lowered from it."""
+    NCHW, outputs equal bit for bit. ExecuTorch's ``.pte`` files are lowered from it.
+
+    ``copy_output``: with the exit conv at LR the graph ends in the shuffle's last reshape, which
+    XNNPACK does not take as a ``--dynamic`` program's output (it stayed on portable kernels); a copy
+    after it keeps the whole graph in the delegate."""
+
+    def __init__(self, head: DeployHead, exit_at_lr: bool, copy_output: bool = False) -> None:
+        super().__init__(head, exit_at_lr)
+        self.copy_output = copy_output and exit_at_lr
 
     def shuffle(self, index: int, y: torch.Tensor) -> torch.Tensor:
         return rank4_pixel_shuffle(y, self.factors[index])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y.clone() if self.copy_output else y

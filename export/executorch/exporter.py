@@ -39,7 +39,10 @@ def export(
     out (``export/image_io.py``); the conversions at the edges run outside the delegate. int8: the
     fewest activations float for ``int8_budget`` dB of PSNR-Y."""
     image = io == IMAGE
-    graph = job.reuse(("rank4", job.form), lambda: Rank4ShuffleHead(job.head, job.form.exit_at_lr).eval())
+    graph = job.reuse(
+        ("rank4", job.form, dynamic),
+        lambda: Rank4ShuffleHead(job.head, job.form.exit_at_lr, copy_output=dynamic).eval(),
+    )
     net = ImageIO(graph) if image else graph
     metadata = dict(job.metadata)
     if job.precision == "int8":
