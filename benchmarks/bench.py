@@ -29,6 +29,7 @@ from benchmarks.peers import PAPER_X4, PEERS
 from benchmarks.runtimes import RUNTIMES, runnable
 from export.common import default_input_size
 from export.formats import FORMATS, PRECISIONS, format_of
+from export.graph import GraphForm
 from export.options import chosen
 from models import PRESETS
 from models.multadds import HD_720P
@@ -137,9 +138,13 @@ DEFAULT_CEILING = Ceiling()
 
 
 def _with_options(case: dict, options: dict) -> dict:
-    """The options the case's format takes, as keys of the case (and so of its row)."""
+    """The options the case's format takes, as keys of the case (and so of its row), with the exit
+    placement its file gets (``export.graph.GraphForm``: folded by default where the format takes it)."""
     fmt = FORMATS.get(case["runtime"])
-    return {**case, **{k: v for k, v in options.items() if fmt is not None and k in fmt.options}}
+    if fmt is None:
+        return case
+    taken = {k: v for k, v in options.items() if k in fmt.options}
+    return {**case, **taken, "exit_at_lr": GraphForm.of(options, fmt.options).exit_at_lr}
 
 
 def _run_cases(cases: list[dict], progress: bool) -> list[dict]:

@@ -6,12 +6,12 @@ files of a runtime run on the same input through the format's own runner, their 
 compared, their op histograms read back by the format's checker, and they are timed alternately so
 drift on a shared machine hits both alike.
 
-- ``exit-at-lr``: the deploy head as ``pcarn export`` writes it -> the exit conv folded before the last
-  depth-to-space (``--exit-at-lr``).
+- ``exit-at-lr``: the paper's deploy head (``--paper-exit``) -> the exit conv folded before the last
+  depth-to-space (``--exit-at-lr``, the exporter's default where a format takes it).
 - ``conv-transpose``: the folded head with depth-to-space -> each pixel shuffle as a one-hot grouped
   ConvTranspose (``--shuffle conv-transpose``).
-- ``lowering``: the converter's plain lowering of the head -> the exporter's file (for TFLite: one
-  native DEPTH_TO_SPACE per stage, ``export/tflite/d2s.py``).
+- ``lowering``: the converter's plain lowering of the head -> the exporter's file of the same graph
+  (``--paper-exit``; for TFLite: one native DEPTH_TO_SPACE per stage, ``export/tflite/d2s.py``).
 
     python -m benchmarks.rewrites --rewrite exit-at-lr --variants pcarn,pcarn-m --scale 4 --threads 2 \\
         --repeats 7 --out benchmarks/results/exit-rewrite-x4.json
@@ -31,7 +31,7 @@ from benchmarks.case import timed_alternately
 from benchmarks.report import before_after_parser, save_rows
 from export.checks import expectation
 from export.common import DeployHead, default_input_size, native_output_captured
-from export.exit_at_lr import ExitAtLR
+from export.exit_at_lr import ExitAtLR, extra_multadds
 from export.formats import FORMATS, get_format
 from export.interface import ExportFormat
 from export.options import refuse_unaccepted
@@ -50,10 +50,11 @@ class Side:
     plain: bool = False
 
 
+PAPER_EXIT = {"exit_at_lr": False}  # each side names its exit placement: the default is per format
 REWRITES: dict[str, tuple[Side, Side]] = {
-    "exit-at-lr": (Side(), Side({"exit_at_lr": True})),
+    "exit-at-lr": (Side(PAPER_EXIT), Side({"exit_at_lr": True})),
     "conv-transpose": (Side({"exit_at_lr": True}), Side({"exit_at_lr": True, "shuffle": "conv-transpose"})),
-    "lowering": (Side(plain=True), Side()),
+    "lowering": (Side(plain=True), Side(PAPER_EXIT)),
 }
 DEFAULT_RUNTIMES = {"exit-at-lr": "onnx,tflite", "conv-transpose": "onnx", "lowering": "tflite"}
 
@@ -93,11 +94,8 @@ def _write(
 
 def _extra_multadds(options: dict, head: DeployHead, size: tuple[int, int]) -> int:
     """Multiply-adds a side's options add to the graph (the paper's count stays the model's)."""
-    extra = 0
     factors = head.net.heads[f"x{head.scale}"].factors
-    if options.get("exit_at_lr"):
-        exit_macs = 3 * head.net.config.channels * 9 * size[0] * size[1] * head.scale**2
-        extra += exit_macs * (factors[-1] ** 2 - 1)
+    extra = extra_multadds(head, size) if options.get("exit_at_lr") else 0
     if options.get("shuffle") == "conv-transpose":
         # a one-hot ConvTranspose multiplies each output by r^2 taps of its group (one non-zero)
         folded = ConvTransposeShuffleHead(head, exit_at_lr=bool(options.get("exit_at_lr")))

@@ -45,6 +45,14 @@ def exit_weights(conv: nn.Conv2d, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return folded, bias
 
 
+def extra_multadds(head: DeployHead, size: tuple[int, int]) -> int:
+    """Multiply-adds the folded exit adds to ``head`` at LR ``size``: ``exit_r`` has r^2 times the exit
+    conv's (the paper's count, ``models.multadds``, stays the model's)."""
+    r = head.net.heads[f"x{head.scale}"].factors[-1]
+    exit_macs = 3 * head.net.config.channels * 9 * size[0] * size[1] * head.scale**2
+    return exit_macs * (r * r - 1)
+
+
 class StagedHead(nn.Module):
     """A DeployHead run stage by stage so its graph can be rewritten: ``exit_r`` (when set) replaces
     the exit conv before the last shuffle, and ``shuffle`` may be overridden; NCHW, equal outputs."""

@@ -22,9 +22,13 @@ class GraphForm:
     shuffle: str = DEPTH_TO_SPACE
 
     @classmethod
-    def of(cls, options: dict) -> GraphForm:
-        """The form the (already validated) export options ask for."""
-        return cls(bool(options.get("exit_at_lr", False)), options.get("shuffle", DEPTH_TO_SPACE))
+    def of(cls, options: dict, takes: tuple[str, ...]) -> GraphForm:
+        """The form the (already validated) export options ask of a format that takes ``takes``: the
+        exit conv folded before the last shuffle unless asked otherwise, where the format takes it."""
+        exit_at_lr = options.get("exit_at_lr")
+        if exit_at_lr is None:
+            exit_at_lr = "exit_at_lr" in takes
+        return cls(bool(exit_at_lr), options.get("shuffle", DEPTH_TO_SPACE))
 
     def build(self, head: DeployHead) -> nn.Module:
         """The NCHW graph of ``head`` in this form; outputs equal the head's."""

@@ -37,6 +37,9 @@ class ExportOption:
     aliases: tuple[str, ...] = ()  # earlier spellings of the flag, still accepted
     type: type | None = None  # how the CLI parses a value (None: a string)
     positive: bool = False  # a number that must be above zero (the CLI and the Python API alike)
+    # a switch whose default (None) depends on the format: ``off_flag`` sets it False, which every
+    # format takes (it asks for what a format that lacks the switch does anyway)
+    off_flag: str | None = None
 
 
 OPTIONS: dict[str, ExportOption] = {
@@ -53,8 +56,10 @@ OPTIONS: dict[str, ExportOption] = {
         ExportOption(
             "exit_at_lr",
             "--exit-at-lr",
-            False,
-            "the exit conv folded before the last depth-to-space (exact, fewer channels shuffled)",
+            None,
+            "the exit conv folded before the last depth-to-space (exact, fewer channels shuffled, "
+            "faster): the default where a format takes it; --paper-exit keeps the paper's graph",
+            off_flag="--paper-exit",
         ),
         ExportOption(
             "shuffle",
@@ -90,7 +95,18 @@ def add_option_flags(parser: argparse.ArgumentParser, accepted_by: dict[str, lis
     for option in OPTIONS.values():
         formats = ", ".join(accepted_by.get(option.name, [])) or "none"
         help_text = f"{option.help} (formats: {formats})"
-        if isinstance(option.default, bool):
+        if option.off_flag:
+            parser.add_argument(
+                option.flag, dest=option.name, action="store_const", const=True, help=help_text
+            )
+            parser.add_argument(
+                option.off_flag,
+                dest=option.name,
+                action="store_const",
+                const=False,
+                help=f"the opposite of {option.flag} (every format)",
+            )
+        elif isinstance(option.default, bool):
             parser.add_argument(
                 option.flag, *option.aliases, dest=option.name, action="store_true", help=help_text
             )
@@ -121,10 +137,13 @@ def chosen(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def refuse_unaccepted(formats: Iterable, values: dict[str, Any]) -> dict[str, Any]:
-    """The options set, or one error naming the first requested format that does not take one."""
+    """The options set, or one error naming the first requested format that does not take one (a
+    switch set off, such as --paper-exit, is taken by every format)."""
     options = chosen(values)
     for fmt in formats:
         for name in options:
+            if OPTIONS[name].off_flag and options[name] is False:
+                continue  # the switch off is what a format without it does
             if name not in fmt.options:
                 raise PcarnError(
                     f"{fmt.name} does not take {OPTIONS[name].flag}; leave it out or pick formats that do"

@@ -79,7 +79,7 @@ def export_file(
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
     if precision in QUANTIZED_PRECISIONS and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
-    form = GraphForm.of(accepted)
+    form = GraphForm.of(accepted, fmt.options)
     metadata.update(form.metadata())
     if accepted.get("io") == IMAGE:
         metadata.update(image_metadata())
@@ -229,7 +229,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         entry[KEPT_WIDER] = wide
     entry["status"] = "ok"
     head = DeployHead(model, scale)
-    rewritten = settings["options"].get("exit_at_lr")
+    rewritten = GraphForm.of(settings["options"], fmt.options).exit_at_lr
     started = time.perf_counter()
     with native_output_captured():
         graph = fmt.check(path, expectation(ExitAtLR(head) if rewritten else head), precision)

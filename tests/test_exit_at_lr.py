@@ -81,6 +81,39 @@ def test_files_with_the_rewrite_pass_their_checks(tmp_path):
     assert lite["ops"]["DEPTH_TO_SPACE"] == 2 and lite["checks"]["xnnpack"]["passed"]
 
 
+@pytest.mark.parametrize(
+    ("options", "onnx_folded"), [({}, True), ({"exit_at_lr": True}, True), ({"exit_at_lr": False}, False)]
+)
+def test_the_exit_is_folded_by_default_where_a_format_takes_it(tmp_path, options, onnx_folded):
+    """The fast graph is the default; --paper-exit keeps the paper's graph, and Core ML (which has
+    no folded form) gets the paper's graph by default and takes --paper-exit too."""
+    import onnx
+
+    from export.formats import get_format
+    from export.options import refuse_unaccepted
+
+    model = deterministic_weights(build_model("pcarn-test", scales=(2,)))
+    manifest = export_all(
+        model,
+        tmp_path,
+        formats=["onnx"],
+        scales=[2],
+        precisions=["fp32"],
+        input_size=(12, 16),
+        provenance={"variant": "pcarn-test", "path": "memory"},
+        progress=False,
+        options=options,
+    )
+    (entry,) = manifest["files"]
+    assert entry["passed"], (entry["checks"], entry["parity"]["rule"])
+    graph = onnx.load(str(tmp_path / entry["path"]))
+    assert ({p.key: p.value for p in graph.metadata_props}.get("exit_at_lr") == "true") is onnx_folded
+    last = graph.graph.node[-1]
+    assert (last.op_type == "DepthToSpace") is onnx_folded  # folded: the last op shuffles 3 channels
+    if options.get("exit_at_lr") is not True:
+        assert refuse_unaccepted([get_format("coreml")], options) == options
+
+
 def test_before_after_benchmark_compares_equal_outputs(tmp_path):
     import json
 

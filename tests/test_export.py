@@ -252,8 +252,8 @@ def test_every_unaccepted_option_is_refused_before_any_file(tmp_path, fmt):
     refused = [o for o in OPTIONS.values() if o.name not in FORMATS[fmt].options]
     assert refused, f"{fmt} takes every option"
     for option in refused:
-        if isinstance(option.default, bool):
-            value = True
+        if isinstance(option.default, bool) or option.off_flag:
+            value = True  # a switch on (off is what a format without it does)
         else:  # a valid value away from the default
             value = option.choices[-1] if option.choices else option.default * 2
         with pytest.raises(PcarnError, match=f"{fmt} does not take {option.flag}"):

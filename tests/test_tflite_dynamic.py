@@ -66,6 +66,7 @@ def test_a_fixed_tflite_file_keeps_its_size(tmp_path):
         input_size=(24, 32),
         provenance={"variant": "pcarn-test"},
         progress=False,
+        options={"exit_at_lr": False},  # the paper's exit: a grouped channel reorder before the shuffle
     )
     path = tmp_path / "pcarn-test_x2_fp32.tflite"
     assert get_format("tflite").input_shape(path) == [1, 24, 32, 3]
