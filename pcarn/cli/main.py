@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from pcarn.cli import (
     bench,
@@ -37,6 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def terminate_unwinds() -> Iterator[None]:
+    """SIGTERM (``kill``, job runners) ends the command like an exception, exit code 143, so the
+    scratch folder and half-written files are removed; by default it stops the process where it
+    stands and leaves them behind (a stopped ``pcarn train`` left its ``pcarn-train-*`` folder)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -45,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         # torch keeps its compile cache under $TMPDIR and remembers the path for the process: in the
         # scratch folder it would come back after the folder is removed; a cache belongs in the cache
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "torchinductor"))
-        with scratch_tempdir(f"pcarn-{args.command}-"):
+        with terminate_unwinds(), scratch_tempdir(f"pcarn-{args.command}-"):
             return args.func(args)
     except PcarnError as exc:
         print(f"pcarn {args.command}: error: {exc}", file=sys.stderr)
