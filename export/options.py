@@ -97,7 +97,12 @@ def add_option_flags(parser: argparse.ArgumentParser, accepted_by: dict[str, lis
         help_text = f"{option.help} (formats: {formats})"
         if option.off_flag:
             parser.add_argument(
-                option.flag, dest=option.name, action="store_const", const=True, help=help_text
+                option.flag,
+                *option.aliases,
+                dest=option.name,
+                action="store_const",
+                const=True,
+                help=help_text,
             )
             parser.add_argument(
                 option.off_flag,
