@@ -22,7 +22,6 @@ from export.mixed import Selection, WideChoice, choose_kept, y_plane
 from export.pt2e_annotate import RELU, calibrated
 
 KEPT_AS = "float"
-FLOAT_CONVS = "float_convs"  # metadata: how many convs a mixed file runs in float
 
 
 def _is_quantize(node: torch.fx.Node) -> bool:

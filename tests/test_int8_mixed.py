@@ -5,6 +5,7 @@ against the budget."""
 from __future__ import annotations
 
 import collections
+import re
 
 import numpy as np
 import pytest
@@ -12,10 +13,9 @@ import torch
 from PIL import Image
 
 from export.formats import get_format
-from export.mixed import KEPT_WIDER
+from export.mixed import FLOAT_CONVS, KEPT_WIDER
 from export.options import chosen
 from export.pipeline import export_all
-from export.pt2e_mixed import FLOAT_CONVS
 from models import build_model
 from tests.conftest import deterministic_weights
 from toolkit.errors import PcarnError
@@ -60,6 +60,12 @@ def _sixteen_bit_activations(model) -> int:
     )
 
 
+def _float_weight_convs(model) -> int:
+    """Convs that read a float weight straight from an initializer (no DequantizeLinear)."""
+    initializers = {i.name for i in model.graph.initializer}
+    return sum(1 for n in model.graph.node if n.op_type == "Conv" and n.input[1] in initializers)
+
+
 def test_a_generous_budget_keeps_every_activation_8_bit_and_a_tight_one_widens(tmp_path):
     loose, tight = _export(tmp_path, 100.0), _export(tmp_path, 1e-6)
     loose_model, tight_model = (
@@ -70,8 +76,10 @@ def test_a_generous_budget_keeps_every_activation_8_bit_and_a_tight_one_widens(t
     tight_note = {p.key: p.value for p in tight_model.metadata_props}[KEPT_WIDER]
     assert loose_note.startswith("0 of ") and _sixteen_bit_activations(loose_model) == 0
     assert tight["files"][0][KEPT_WIDER] == tight_note  # the manifest says it too
-    wide = int(tight_note.split(" of ")[0])
-    assert wide > 0 and _sixteen_bit_activations(tight_model) == wide  # the file is what it says
+    weights, activations = re.match(r"(\d+) conv weights float, (\d+) of ", tight_note).groups()
+    assert int(activations) > 0 and _sixteen_bit_activations(tight_model) == int(activations)
+    assert int(weights) > 0 and _float_weight_convs(tight_model) >= int(weights)  # tied convs share one
+    assert _float_weight_convs(loose_model) == 0  # the file is what it says
     for manifest in (loose, tight):
         (entry,) = manifest["files"]
         assert entry["checks"]["integer_convs"]["passed"], entry["checks"]

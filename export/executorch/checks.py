@@ -19,7 +19,7 @@ from pathlib import Path
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.executorch.file import XNNPACK, PTEFile
 from export.image_io import is_image_file
-from export.pt2e_mixed import FLOAT_CONVS
+from export.mixed import FLOAT_CONVS
 
 _CONVS = ("XNNConv2d", "XNNDepthwiseConv2d")
 QINT8 = "xnn_datatype_qint8"

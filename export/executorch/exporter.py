@@ -20,10 +20,9 @@ from export.executorch.file import FORWARD, PTEFile
 from export.executorch.int8 import float_choice, quantized_program
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
-from export.mixed import KEPT_WIDER, selection
+from export.mixed import FLOAT_CONVS, KEPT_WIDER, selection
 from export.optional import require
 from export.options import INT8_BUDGET_DB
-from export.pt2e_mixed import FLOAT_CONVS
 from export.shuffle_forms import Rank4ShuffleHead
 
 MIN_DYNAMIC_SIDE = 2  # the smallest LR side a --dynamic file takes

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
+from export.mixed import FLOAT_CONVS
 from export.optional import require
 from export.options import QUANTIZED_PRECISIONS
 from export.shuffle_forms import is_one_hot_shuffle
@@ -108,11 +109,15 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
         for n in convs
         if from_dq(n.input[0]) and from_dq(n.input[1]) and producer[n.input[1]].input[0] in int8_inits
     ]
+    floats = {i.name for i in model.graph.initializer if i.data_type == 1}  # FLOAT
+    float_weights = [n for n in convs if n.input[1] in floats]
+    declared_float = int({p.key: p.value for p in model.metadata_props}.get(FLOAT_CONVS, 0))
     report.add(
         "integer_convs",
-        len(integer) == len(convs) == exp.convs,
+        len(integer) + len(float_weights) == len(convs) == exp.convs and len(float_weights) == declared_float,
         f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations "
-        f"(expected {exp.convs})",
+        f"(expected {exp.convs}); {len(float_weights)} run float, weights and all "
+        f"({declared_float} declared by the file's mixed-precision choice)",
     )
     quantization = {"QuantizeLinear", "DequantizeLinear", "Constant", "Shape"}  # Shape reads no data
     floating = []
@@ -137,6 +142,11 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     stays_float = collections.Counter(floating)
     declared = collections.Counter({"Sub": 1})  # the input mean, on the float input before its QuantizeLinear
     what = "the input mean Sub"
+    if float_weights:  # the mixed choice's float convs and the ReLUs that runtimes fuse into them
+        float_outputs = {n.output[0] for n in float_weights}
+        relus = sum(1 for n in nodes if n.op_type == "Relu" and n.input[0] in float_outputs)
+        declared += collections.Counter({"Conv": len(float_weights), "Relu": relus})
+        what += f", {len(float_weights)} float convs and their {relus} ReLUs"
     if is_image_file({p.key: p.value for p in model.metadata_props}):
         declared += IMAGE_EDGES
         what += f", an image file's pixel conversions ({counted(IMAGE_EDGES)})"

@@ -8,6 +8,7 @@ can run them; the Cast is folded when the session loads.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from io import BytesIO
@@ -18,10 +19,10 @@ import torch
 
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
-from export.mixed import KEPT_WIDER, WideChoice, selection
+from export.mixed import FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
-from export.onnx.mixed import choose_wide
+from export.onnx.mixed import choose_float_weights, choose_wide, conv_weights
 from export.optional import require
 from export.options import INT8_BUDGET_DB
 from toolkit.errors import PcarnError
@@ -52,9 +53,13 @@ def export(
         choice = job.reuse(
             ("onnx-wide", job.form, image, int8_budget), lambda: _wide_choice(job, graph, image, int8_budget)
         )
-        _check_names(onnx.load_from_string(fp32), choice.wide)
-        model = onnx.load_from_string(quantize_onnx(fp32, job.calibration_inputs(), image, wide=choice.wide))
+        floating = _float_convs(onnx.load_from_string(fp32), choice)
+        inputs = job.calibration_inputs()
+        model = onnx.load_from_string(
+            quantize_onnx(fp32, inputs, image, wide=choice.wide, float_convs=floating)
+        )
         job.metadata[KEPT_WIDER] = choice.note()
+        job.metadata[FLOAT_CONVS] = len(floating)
     else:
         model = onnx.load_from_string(fp32)
     if job.precision == "fp16":
@@ -69,18 +74,35 @@ def export(
 
 
 def _wide_choice(job: ExportJob, graph: torch.nn.Module, image: bool, budget: float) -> WideChoice:
-    """The activations this head keeps 16-bit, chosen on a small copy of its graph."""
+    """The conv weights this head keeps float, then the activations it keeps 16-bit, chosen on a
+    small copy of its graph."""
+    onnx = require("onnx")
     chosen_on = selection(job)
     small = simplified_fp32(graph, chosen_on.size, False, image)
-    sixteen = quantize_onnx(small, chosen_on.crops, image, activation_bits=16, range_margin=False)
-    return choose_wide(small, sixteen, chosen_on.pairs, budget, chosen_on.border, image)
+    weights = choose_float_weights(small, chosen_on.pairs, budget, chosen_on.border, image)
+    floating = conv_nodes(conv_weights(onnx.load_from_string(small)), weights)
+    sixteen = quantize_onnx(
+        small, chosen_on.crops, image, activation_bits=16, range_margin=False, float_convs=floating
+    )
+    choice = choose_wide(small, sixteen, chosen_on.pairs, budget, chosen_on.border, image)
+    return dataclasses.replace(choice, float_weights=weights)
 
 
-def _check_names(model, names: tuple[str, ...]) -> None:
+def _float_convs(model, choice: WideChoice) -> tuple[str, ...]:
+    """The Conv nodes of the file's graph ``model`` that run float, after checking that it names
+    every tensor the choice (made on a smaller copy) named."""
     known = {out for node in model.graph.node for out in node.output}
-    missing = [n for n in names if n not in known]
+    weights = conv_weights(model)
+    missing = [n for n in choice.wide if n not in known]
+    missing += [w for w in choice.float_weights if w not in weights]
     if missing:  # the small graph and the file's graph named a tensor differently
         raise PcarnError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
+    return conv_nodes(weights, choice.float_weights)
+
+
+def conv_nodes(weights: dict[str, list[str]], chosen: tuple[str, ...]) -> tuple[str, ...]:
+    """The Conv nodes that read the ``chosen`` weights."""
+    return tuple(node for name in chosen for node in weights[name])
 
 
 def simplified_fp32(

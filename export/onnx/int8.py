@@ -29,13 +29,14 @@ def quantize_onnx(
     activation_bits: int = 8,
     wide: tuple[str, ...] = (),
     range_margin: bool | None = None,
+    float_convs: tuple[str, ...] = (),
 ) -> bytes:
     """``fp32`` (a serialized model with one NCHW input, or with ``image`` one uint8 NHWC input) as
     a QDQ model with int8 weights and ``activation_bits`` activations (8, or 16: W8A16, in ONNX
     Runtime's com.microsoft Q/DQ ops, since opset 17 has no 16-bit ones), calibrated on ``inputs``
     (HxWx3 float32 crops at the model's input size). ``wide``: activations kept 16-bit in an 8-bit
     graph (``export/onnx/mixed.py``); ``range_margin`` (default: for 16-bit graphs) calibrates on
-    harder crops too."""
+    harder crops too; ``float_convs``: Conv nodes left float, weights and all."""
     quantization = require("onnxruntime.quantization")
 
     def feed(crop: np.ndarray) -> np.ndarray:
@@ -70,6 +71,7 @@ def quantize_onnx(
             activation_type=uint16 if sixteen else quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
             calibrate_method=quantization.CalibrationMethod.MinMax,
+            nodes_to_exclude=list(float_convs),
             extra_options={
                 "ForceQuantizeNoInputCheck": True,
                 "UseQDQContribOps": sixteen or bool(wide),

@@ -4,17 +4,18 @@ The head is quantized once with every activation 16-bit (weights int8); an activ
 bits by giving it 8-bit resolution inside its 16-bit Q/DQ pair (its scale x257, zero point /257: the
 same range in 256 steps), so every candidate graph is that one file with a few numbers changed. The
 choice itself is ``export/mixed.py``'s; the chosen tensors are named to ONNX Runtime's quantizer as
-16-bit overrides (``export/onnx/int8.py``).
+16-bit overrides (``export/onnx/int8.py``). Conv weights whose int8 rounding alone costs too much
+are chosen first, on the fp32 graph with those weights rounded, and their convs left float.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from export.image_io import from_pixels, to_pixels
-from export.mixed import WideChoice, choose_kept, y_plane
+from export.mixed import WEIGHT_SHARE, WideChoice, choose_kept, y_plane
 from export.optional import require
 
 EIGHT_BIT_STEP = 257  # 65535 / 255: an 8-bit step in 16-bit units
@@ -53,18 +54,8 @@ def _eight_bit(model, qparams: list[tuple[str, str]]) -> bytes:
     return copy.SerializeToString()
 
 
-def choose_wide(
-    fp32: bytes,
-    wide_model: bytes,
-    pairs: list[tuple[np.ndarray, np.ndarray]],
-    budget_db: float,
-    border: int,
-    image: bool = False,
-) -> WideChoice:
-    """The tensors of ``wide_model`` (``fp32`` quantized with int8 weights and 16-bit activations)
-    that must stay 16-bit for the predicted cost on ``pairs`` (LR, HR crops) to fit the budget;
-    ``image``: the graphs take and return uint8 NHWC pixels."""
-    onnx = require("onnx")
+def _runner(pairs: list[tuple[np.ndarray, np.ndarray]], image: bool) -> Callable[[bytes], list[np.ndarray]]:
+    """Runs a serialized graph on the LR crops of ``pairs``; returns their outputs' Y planes."""
     ort = require("onnxruntime")
     inputs = [np.ascontiguousarray(lr.transpose(2, 0, 1))[None] for lr, _ in pairs]
     if image:
@@ -78,6 +69,22 @@ def choose_wide(
         ys = [from_pixels(y) if image else np.asarray(y, dtype=np.float32) for y in ys]
         return [y_plane(y[0].transpose(1, 2, 0)) for y in ys]
 
+    return run
+
+
+def choose_wide(
+    fp32: bytes,
+    wide_model: bytes,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    budget_db: float,
+    border: int,
+    image: bool = False,
+) -> WideChoice:
+    """The tensors of ``wide_model`` (``fp32`` quantized with int8 weights and 16-bit activations)
+    that must stay 16-bit for the predicted cost on ``pairs`` (LR, HR crops) to fit the budget;
+    ``image``: the graphs take and return uint8 NHWC pixels."""
+    onnx = require("onnx")
+    run = _runner(pairs, image)
     model = onnx.load_from_string(wide_model)
     qparams = _activation_qparams(model)
 
@@ -86,3 +93,49 @@ def choose_wide(
 
     hr = [h for _, h in pairs]
     return choose_kept(list(qparams), outputs, run(fp32), hr, budget_db, border, "16-bit")
+
+
+def conv_weights(model) -> dict[str, list[str]]:
+    """Weight initializer -> the Conv nodes that read it (a tied conv is one weight, several nodes)."""
+    initializers = {i.name for i in model.graph.initializer}
+    out: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.input[1] in initializers:
+            out.setdefault(node.input[1], []).append(node.name)
+    return out
+
+
+def int8_round_trip(weight: np.ndarray) -> np.ndarray:
+    """``weight`` through per-output-channel symmetric int8, as ONNX Runtime's quantizer stores it."""
+    absmax = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
+    scale = np.maximum(absmax * 2.0 / 255.0, np.finfo(np.float32).tiny).reshape(-1, *[1] * (weight.ndim - 1))
+    return (np.clip(np.round(weight / scale), -128, 127) * scale).astype(weight.dtype)
+
+
+def choose_float_weights(
+    fp32: bytes, pairs: list[tuple[np.ndarray, np.ndarray]], budget_db: float, border: int, image: bool
+) -> tuple[str, ...]:
+    """The fewest conv weights of ``fp32`` to keep float for int8 weights alone (activations float)
+    to cost at most ``WEIGHT_SHARE`` of the selection share of ``budget_db`` on every crop."""
+    onnx = require("onnx")
+    from onnx import numpy_helper
+
+    run = _runner(pairs, image)
+    model = onnx.load_from_string(fp32)
+    names = list(conv_weights(model))
+    rounded = {
+        i.name: numpy_helper.from_array(int8_round_trip(numpy_helper.to_array(i)), i.name)
+        for i in model.graph.initializer
+        if i.name in names
+    }
+
+    def outputs(narrow: Sequence[str]) -> list[np.ndarray]:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        for init in copy.graph.initializer:
+            if init.name in narrow:
+                init.CopyFrom(rounded[init.name])
+        return run(copy.SerializeToString())
+
+    hr = [h for _, h in pairs]
+    return choose_kept(names, outputs, run(fp32), hr, WEIGHT_SHARE * budget_db, border, "float").wide

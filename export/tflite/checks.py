@@ -9,7 +9,7 @@ import numpy as np
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
-from export.pt2e_mixed import FLOAT_CONVS
+from export.mixed import FLOAT_CONVS
 from export.tflite.file import TFLiteFile
 from export.tflite.resizable import is_resizable
 

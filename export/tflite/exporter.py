@@ -20,10 +20,9 @@ import torch
 from export.common import NHWC
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
-from export.mixed import KEPT_WIDER, selection
+from export.mixed import FLOAT_CONVS, KEPT_WIDER, selection
 from export.optional import require
 from export.options import INT8_BUDGET_DB
-from export.pt2e_mixed import FLOAT_CONVS
 from export.tflite.d2s import NativeShuffleHead
 from export.tflite.file import TFLiteFile
 from export.tflite.int8 import float_choice, quantize_tflite

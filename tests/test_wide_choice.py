@@ -1,0 +1,42 @@
+"""The mixed-precision choice (``export.mixed.choose_kept``) on a made-up graph: its cost is the
+worst selection crop's, because the same rounding noise costs a smooth photo more dB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.mixed import SAFETY, choose_kept
+from toolkit.metrics.fidelity import rgb_to_y
+
+# rounding noise each activation adds at 8 bits, the same on every crop (MSE in 8-bit Y levels)
+NOISE = {"loud": 0.05, "quiet": 0.001}
+ERRORS = (100.0, 1.0)  # the fp32 model's MSE against HR: a detailed crop, a smooth one
+
+
+def _graph(errors: tuple[float, ...]):
+    hr = [np.full((20, 20, 3), 128.0) for _ in errors]
+    reference = [rgb_to_y(h) + np.sqrt(e) for h, e in zip(hr, errors, strict=True)]
+
+    def outputs(narrow):
+        shift = np.sqrt(sum(NOISE[name] for name in narrow))
+        return [r + shift for r in reference]
+
+    return reference, hr, outputs
+
+
+def test_a_smooth_crop_widens_what_the_pooled_cost_would_have_left_8_bit():
+    reference, hr, outputs = _graph(ERRORS)
+    budget = 0.1
+    pooled_cost = 10 * np.log10((np.mean(ERRORS) + sum(NOISE.values())) / np.mean(ERRORS))
+    assert pooled_cost < SAFETY * budget  # pooled over crops, all 8-bit would have fitted
+    choice = choose_kept(list(NOISE), outputs, reference, hr, budget, border=1, kept_as="16-bit")
+    assert choice.wide == ("loud",)
+    assert choice.predicted_cost_db == pytest.approx(10 * np.log10(1 + NOISE["quiet"] / ERRORS[1]))
+    assert choice.all_int8_cost_db == pytest.approx(10 * np.log10(1 + sum(NOISE.values()) / ERRORS[1]))
+
+
+def test_a_budget_every_crop_meets_keeps_all_activations_8_bit():
+    reference, hr, outputs = _graph((100.0, 50.0))
+    choice = choose_kept(list(NOISE), outputs, reference, hr, 0.1, border=1, kept_as="float")
+    assert choice.wide == () and choice.summary().startswith("0 of 2 activations float")
