@@ -92,6 +92,16 @@ def calibrated(
     return quantize_pt2e.convert_pt2e(prepared, fold_quantize=fold)
 
 
+def float_weight_convs(model: torch.fx.GraphModule, names: tuple[str, ...]) -> None:
+    """Leave the ``names`` convs (the mixed choice's float weights, ``export/pt2e_mixed.py``) float,
+    weights and all: none of their inputs is annotated. Run after the annotators."""
+    chosen = set(names)
+    for node in model.graph.nodes:
+        annotation = node.meta.get("quantization_annotation")
+        if node.name in chosen and annotation is not None:
+            annotation.input_qspec_map.clear()
+
+
 def _integer_conv(node: torch.fx.Node) -> bool:
     """Whether an annotated conv reads and writes int8 (its output range set after a fused ReLU)."""
     annotation = node.meta.get("quantization_annotation")

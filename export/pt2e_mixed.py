@@ -6,19 +6,21 @@ all-or-nothing), so an activation kept wide is float: its producer writes float 
 read float. PT2E's converted graph runs in PyTorch with explicit quantize/dequantize pairs, so every
 candidate is that one graph with some pairs bypassed, and the choice is ``export/mixed.py``'s. Some
 tensors are chosen together (``tied``): a byte-moving op (reshape, permute, depth-to-space) with its
-input, a concatenation with its inputs.
+input, a concatenation with its inputs. Conv weights whose int8 rounding alone costs too much are
+chosen first (``choose_float_weights``); their convs run float.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from export.mixed import Selection, WideChoice, choose_kept, y_plane
+from export.mixed import WEIGHT_SHARE, Selection, WideChoice, choose_kept, y_plane
 from export.pt2e_annotate import RELU, calibrated
 
 KEPT_AS = "float"
@@ -44,6 +46,51 @@ def _read(node: torch.fx.Node) -> torch.fx.Node:
     return node
 
 
+def int8_round_trip(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` through per-output-channel symmetric int8 ([-127, 127]), as both quantizers store it."""
+    absmax = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
+    scale = (absmax / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
+    return torch.round(weight / scale).clamp(-127, 127) * scale
+
+
+def choose_float_weights(
+    head: torch.nn.Module,
+    sample: tuple,
+    chosen_on: Selection,
+    budget_db: float,
+    feed: Callable[[np.ndarray], torch.Tensor],
+    unfeed: Callable[[torch.Tensor], np.ndarray],
+) -> tuple[str, ...]:
+    """The convs (node names of the exported graph, every call of a tied weight) to keep float for
+    int8 weights alone (activations float) to cost at most ``WEIGHT_SHARE`` of the selection share of
+    ``budget_db`` on every selection crop."""
+    graph = torch.export.export(head.eval(), sample).module()
+    calls: dict[str, list[str]] = {}  # weight attribute -> the convs that read it
+    for node in graph.graph.nodes:
+        conv = node.op == "call_function" and node.target == torch.ops.aten.conv2d.default
+        if conv and node.args[1].op == "get_attr":
+            calls.setdefault(node.args[1].target, []).append(node.name)
+    weights = {name: operator.attrgetter(name)(graph) for name in calls}
+    original = {name: w.detach().clone() for name, w in weights.items()}
+    rounded = {name: int8_round_trip(w) for name, w in original.items()}
+    inputs = [feed(lr) for lr, _ in chosen_on.pairs]
+
+    def run(net: Callable[[torch.Tensor], torch.Tensor]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [y_plane(unfeed(net(x))) for x in inputs]
+
+    def outputs(narrow: Sequence[str]) -> list[np.ndarray]:
+        with torch.no_grad():
+            for name, w in weights.items():
+                w.copy_(rounded[name] if name in narrow else original[name])
+        return run(graph)
+
+    hr = [h for _, h in chosen_on.pairs]
+    budget = WEIGHT_SHARE * budget_db
+    chosen = choose_kept(list(calls), outputs, run(head), hr, budget, chosen_on.border, KEPT_AS).wide
+    return tuple(conv for name in chosen for conv in calls[name])
+
+
 def check_names(converted: torch.fx.GraphModule, names: Iterable[str]) -> None:
     """Refuse a choice made on another copy of the graph that named a tensor this one lacks."""
     missing = sorted(set(names) - {n.name for n in converted.graph.nodes})
@@ -66,8 +113,12 @@ def float_convs(converted: torch.fx.GraphModule) -> int:
         for n in converted.graph.nodes
         if n.op == "call_function"
         and n.target == torch.ops.aten.conv2d.default
-        and not (is_dequantize(n.args[0]) and quantized_output(n))
+        and not (is_dequantize(n.args[0]) and _dequantized_weight(n.args[1]) and quantized_output(n))
     )
+
+
+def _dequantized_weight(node) -> bool:
+    return isinstance(node, torch.fx.Node) and str(node.target).startswith("quantized_decomposed.dequantize")
 
 
 def tied(node: torch.fx.Node, byte_moving: set) -> list[torch.fx.Node]:
@@ -151,7 +202,7 @@ def keep_float(model: torch.fx.GraphModule, names: Iterable[str], byte_moving: s
 
 def choose_float(
     head: torch.nn.Module,
-    quantizer,
+    quantizer: Callable[[tuple[str, ...]], object],
     sample: tuple,
     chosen_on: Selection,
     budget_db: float,
@@ -159,12 +210,13 @@ def choose_float(
     feed: Callable[[np.ndarray], torch.Tensor],
     unfeed: Callable[[torch.Tensor], np.ndarray],
 ) -> WideChoice:
-    """The activations of ``head`` that must stay float for the predicted cost on the selection
-    pairs to fit the budget, measured on a copy calibrated by ``quantizer`` on the selection's crops
-    at its size (``sample``); ``feed`` turns an LR crop into the graph's input, ``unfeed`` its output
-    into an HxWx3 image in [0, 1]."""
+    """The convs of ``head`` whose weights stay float, then the activations that must stay float,
+    for the predicted cost on the selection pairs to fit the budget, measured on a copy calibrated
+    by ``quantizer(float-weight convs)`` on the selection's crops at its size (``sample``); ``feed``
+    turns an LR crop into the graph's input, ``unfeed`` its output into an HxWx3 image in [0, 1]."""
     head = head.eval()
-    converted = calibrated(head, sample, quantizer, [feed(crop) for crop in chosen_on.crops])
+    weights = choose_float_weights(head, sample, chosen_on, budget_db, feed, unfeed)
+    converted = calibrated(head, sample, quantizer(weights), [feed(crop) for crop in chosen_on.crops])
     pairs = chosen_on.pairs
     candidates = activations(converted, byte_moving)
     names = list(candidates)
@@ -181,4 +233,5 @@ def choose_float(
     hr = [h for _, h in pairs]
     choice = choose_kept(names, outputs, run(head), hr, budget_db, chosen_on.border, KEPT_AS)
     members = tuple(member for name in choice.wide for member in candidates[name])
-    return dataclasses.replace(choice, wide=members, activations=sum(map(len, candidates.values())))
+    activations_count = sum(map(len, candidates.values()))
+    return dataclasses.replace(choice, wide=members, activations=activations_count, float_weights=weights)

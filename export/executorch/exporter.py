@@ -51,7 +51,9 @@ def export(
         )
         shapes = dynamic_shapes(job.input_size, image) if dynamic else None
         crops = job.calibration_inputs()
-        program, floating = quantized_program(net, job.input_size, crops, image, choice.wide, shapes)
+        program, floating = quantized_program(
+            net, job.input_size, crops, image, choice.wide, shapes, choice.float_weights
+        )
         metadata[KEPT_WIDER] = choice.note()
         metadata[FLOAT_CONVS] = floating
     else:

@@ -17,7 +17,14 @@ import torch
 from export.image_io import from_pixels, sample_pixels, to_pixels
 from export.mixed import Selection, WideChoice
 from export.optional import require
-from export.pt2e_annotate import annotate_convs, calibrated, layout_ops, whole_convs, with_min_max_ranges
+from export.pt2e_annotate import (
+    annotate_convs,
+    calibrated,
+    float_weight_convs,
+    layout_ops,
+    whole_convs,
+    with_min_max_ranges,
+)
 from export.pt2e_mixed import check_names, choose_float, float_convs, keep_float
 
 
@@ -26,13 +33,14 @@ def _byte_moving_ops() -> set:
     return layout_ops()
 
 
-def _quantizer(float_tensors: tuple[str, ...] = ()):
+def _quantizer(float_tensors: tuple[str, ...] = (), float_weights: tuple[str, ...] = ()):
     xnnpack = require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer")
 
     class PcarnXnnpackQuantizer(xnnpack.XNNPACKQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             annotate_convs(model, self.global_config)
             model = super().annotate(model)
+            float_weight_convs(model, float_weights)
             keep_float(model, float_tensors, _byte_moving_ops())
             whole_convs(model, self.global_config)
             return model
@@ -63,14 +71,16 @@ def quantized_program(
     image: bool,
     float_tensors: tuple[str, ...],
     dynamic_shapes: tuple | None = None,
+    float_weights: tuple[str, ...] = (),
 ) -> tuple[torch.export.ExportedProgram, int]:
     """The NCHW head (``image``: taking uint8 pixels) calibrated on ``inputs`` (HxWx3 crops) with
-    ``float_tensors`` left float, exported for lowering; with the number of convs that run in float."""
+    ``float_tensors`` (and the ``float_weights`` convs) left float, exported for lowering; with the
+    number of convs that run in float."""
     sample = _sample(input_size, image)
     feeds = [_feed(crop, image) for crop in inputs]
-    quantizer = _quantizer(float_tensors)
+    quantizer = _quantizer(float_tensors, float_weights)
     converted = calibrated(head, sample, quantizer, feeds, dynamic_shapes, fold=True)
-    check_names(converted, float_tensors)
+    check_names(converted, float_tensors + float_weights)
     return torch.export.export(converted, sample, dynamic_shapes=dynamic_shapes), float_convs(converted)
 
 
@@ -79,4 +89,9 @@ def float_choice(head: torch.nn.Module, chosen_on: Selection, budget_db: float, 
     a small calibrated copy of its graph."""
     feed, unfeed = (lambda crop: _feed(crop, image)), (lambda y: _unfeed(y, image))
     sample = _sample(chosen_on.size, image)
-    return choose_float(head, _quantizer(), sample, chosen_on, budget_db, _byte_moving_ops(), feed, unfeed)
+    moving = _byte_moving_ops()
+    return choose_float(head, _quantizer_keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
+
+
+def _quantizer_keeping(float_weights: tuple[str, ...]):
+    return _quantizer(float_weights=float_weights)

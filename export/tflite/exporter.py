@@ -48,7 +48,9 @@ def export(
             lambda: float_choice(head, selection(job), int8_budget, image),
         )
         crops = job.calibration_inputs()
-        data, float_convs = quantize_tflite(head, job.input_size, crops, image, choice.wide)
+        data, float_convs = quantize_tflite(
+            head, job.input_size, crops, image, choice.wide, choice.float_weights
+        )
         metadata[KEPT_WIDER] = choice.note()
         metadata[FLOAT_CONVS] = float_convs
         if not image and not _float_output(data):

@@ -26,7 +26,13 @@ import torch
 from export.image_io import from_pixels, sample_pixels, to_pixels
 from export.mixed import Selection, WideChoice
 from export.optional import require
-from export.pt2e_annotate import annotate_convs, calibrated, layout_ops, with_min_max_ranges
+from export.pt2e_annotate import (
+    annotate_convs,
+    calibrated,
+    float_weight_convs,
+    layout_ops,
+    with_min_max_ranges,
+)
 from export.pt2e_mixed import check_names, choose_float, float_convs, keep_float
 
 
@@ -38,7 +44,7 @@ def _annotation(node: torch.fx.Node):
     return node.meta.get("quantization_annotation")
 
 
-def _quantizer(float_tensors: tuple[str, ...] = ()):
+def _quantizer(float_tensors: tuple[str, ...] = (), float_weights: tuple[str, ...] = ()):
     pt2e = require("litert_torch.quantize.pt2e_quantizer")
     spec = require("torchao.quantization.pt2e.quantizer")
 
@@ -47,6 +53,7 @@ def _quantizer(float_tensors: tuple[str, ...] = ()):
             annotate_convs(model, self.global_config)
             self._annotate_concats(model)
             model = super().annotate(model)
+            float_weight_convs(model, float_weights)
             keep_float(model, float_tensors, _byte_moving_ops())
             self._share_byte_moving_ops(model)
             return model
@@ -100,11 +107,12 @@ def _converted(
     inputs: list[np.ndarray],
     image: bool,
     float_tensors: tuple[str, ...],
+    float_weights: tuple[str, ...] = (),
 ):
     """The head calibrated on ``inputs`` and converted (``export/pt2e_annotate.py``), its quantizer
     and its sample input."""
     sample = _sample(input_size, image)
-    quantizer = _quantizer(float_tensors)
+    quantizer = _quantizer(float_tensors, float_weights)
     feeds = [_feed(crop, image) for crop in inputs]
     return calibrated(head_nhwc, sample, quantizer, feeds), quantizer, sample
 
@@ -115,15 +123,19 @@ def quantize_tflite(
     inputs: list[np.ndarray],
     image: bool = False,
     float_tensors: tuple[str, ...] = (),
+    float_weights: tuple[str, ...] = (),
 ) -> tuple[bytes, int]:
     """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
     ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels;
-    ``float_tensors``: activations (node names of the exported graph) left float; with the number of
+    ``float_tensors``: activations (node names of the exported graph) left float, and the
+    ``float_weights`` convs; with the number of
     convs that run in float (``export/pt2e_mixed.py``'s float_convs)."""
     litert_torch = require("litert_torch")
     quant_config = require("litert_torch.quantize.quant_config")
-    converted, quantizer, sample = _converted(head_nhwc, input_size, inputs, image, float_tensors)
-    check_names(converted, float_tensors)
+    converted, quantizer, sample = _converted(
+        head_nhwc, input_size, inputs, image, float_tensors, float_weights
+    )
+    check_names(converted, float_tensors + float_weights)
     floating = float_convs(converted)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         edge = litert_torch.convert(
@@ -147,4 +159,8 @@ def float_choice(
         return _feed(crop, image)
 
     sample, moving = _sample(chosen_on.size, image), _byte_moving_ops()
-    return choose_float(head_nhwc, _quantizer(), sample, chosen_on, budget_db, moving, feed, unfeed)
+    return choose_float(head_nhwc, _quantizer_keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
+
+
+def _quantizer_keeping(float_weights: tuple[str, ...]):
+    return _quantizer(float_weights=float_weights)
