@@ -12,13 +12,16 @@ format; only how a graph is run with some activations at 8 bits differs (``expor
 2. each activation alone at 8 bits adds rounding noise to the output, measured on selection crops
    (other crops of the calibration photos, never the photos the cost is reported on);
 3. the noisiest stay wide: the fewest of them for which the graph with every other activation at
-   8 bits costs at most half the budget on every selection crop (its fp32 error against its HR
-   plus the added noise); the other half is left for photos unlike the calibration ones.
+   8 bits costs at most half the budget on the selection crops (each crop's fp32 error against its
+   HR plus the added noise); the other half is left for photos unlike the calibration ones.
 
-The cost is judged crop by crop, worst crop first: rounding noise hardly depends on the picture, but
-the dB it costs does (a smooth photo whose fp32 error is small pays more for the same noise). A cost
-pooled over the crops is the detailed crops' cost; it predicted +0.02 dB for pcarn-m-gan x2 where
-the held-out photos (macro shots, 41 dB) paid +0.17.
+The cost is judged crop by crop and averaged, as the reported cost averages photos' PSNR: rounding
+noise hardly depends on the picture, but the dB it costs does (a smooth photo whose fp32 error is
+small pays more for the same noise). A cost pooled over the crops' errors is the detailed crops'
+cost; it predicted +0.02 dB for pcarn-m-gan x2 where the held-out photos (macro shots, 41 dB) paid
++0.17. The worst crop instead is too strict: a flat patch of sky makes every tensor wide. The
+selection photos are shrunk like the validation photos (``HELD_OUT_LONG_SIDE``), so a crop holds
+as much of a scene as a validation photo's pixels do.
 
 Weights come first. Per-channel int8 weights alone can cost more than the budget (pcarn-m-gan x2:
 +0.17 dB on the held-out photos with every activation 16-bit; the entry conv's weights are most of
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit.data import HELD_OUT_LONG_SIDE
 from toolkit.metrics.fidelity import rgb_to_y
 
 SELECT_SIZE = (96, 128)
@@ -92,7 +96,7 @@ def choose_kept(
     ``outputs(narrow)``: the Y planes of the selection crops through the graph with the ``narrow``
     activations at 8 bits and the others wide; ``reference``: the same through the fp32 graph; ``hr``:
     the crops' HR RGB; ``border``: pixels the metric ignores at each edge. The predicted cost is the
-    worst crop's; activations are ranked by the noise they add relative to each crop's own error."""
+    crops' mean; activations are ranked by the noise they add relative to each crop's own error."""
     crop = (slice(border, -border or None),) * 2
 
     def mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,11 +110,11 @@ def choose_kept(
 
     added = {name: float(np.sum(relative((name,)))) for name in names}
     ranked = sorted(names, key=added.get, reverse=True)
-    cost = lambda extra: float(np.max(10.0 * np.log10(1.0 + floor / error + extra)))  # noqa: E731
+    cost = lambda extra: float(np.mean(10.0 * np.log10(1.0 + floor / error + extra)))  # noqa: E731
 
     costs: dict[int, float] = {len(ranked): cost(np.zeros_like(error))}
 
-    def measured(wide: int) -> float:  # the worst crop's cost with the ``wide`` noisiest kept wide
+    def measured(wide: int) -> float:  # the mean cost with the ``wide`` noisiest kept wide
         if wide not in costs:
             costs[wide] = cost(relative(ranked[wide:]))
         return costs[wide]
@@ -147,6 +151,6 @@ def selection(job) -> Selection:
     scale = int(job.metadata["scale"])
     pairs = job.reuse(
         ("selection", job.calibration.source, size),
-        lambda: job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1),
+        lambda: job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1, long_side=HELD_OUT_LONG_SIDE),
     )
     return Selection(size, crops, pairs, scale)

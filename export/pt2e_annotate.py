@@ -102,6 +102,16 @@ def float_weight_convs(model: torch.fx.GraphModule, names: tuple[str, ...]) -> N
             annotation.input_qspec_map.clear()
 
 
+def conv_outputs(model: torch.fx.GraphModule, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The tensors the ``names`` convs write: a conv's lone ReLU where it has one (fused)."""
+    chosen, out = set(names), []
+    for node in model.graph.nodes:
+        if node.name in chosen:
+            users = list(node.users)
+            out.append(users[0].name if len(users) == 1 and users[0].target in RELU else node.name)
+    return tuple(out)
+
+
 def _integer_conv(node: torch.fx.Node) -> bool:
     """Whether an annotated conv reads and writes int8 (its output range set after a fused ReLU)."""
     annotation = node.meta.get("quantization_annotation")

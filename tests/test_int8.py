@@ -200,6 +200,21 @@ def test_calibration_never_reads_the_held_out_photos(tmp_path):
     assert all(crop.max() == 0 for crop in calibration_set(folder).crops(2, (8, 12), 4))
 
 
+def test_selection_pairs_come_from_photos_shrunk_like_the_validation_photos(tmp_path):
+    """A crop of a full-size photo is a flat patch; shrunk to the validation photos' long side, it
+    holds as much of the scene as they do."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    stripes = np.zeros((40, 80, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: shrunk 2x they blur to mid-grey
+    Image.fromarray(stripes).save(folder / "stripes.png")
+    photos = calibration_set(folder)
+    ((lr, hr),) = photos.pairs(2, (4, 6), 1, seed=0)
+    assert lr.shape == (4, 6, 3) and hr.shape == (8, 12, 3) and set(np.unique(hr)) == {0, 255}
+    ((_, shrunk),) = photos.pairs(2, (4, 6), 1, seed=0, long_side=40)
+    assert shrunk.shape == (8, 12, 3) and 64 < shrunk.mean() < 192 and shrunk.std() < 40
+
+
 def test_range_margin_widens_only_beyond_the_photos():
     crops = [np.full((4, 6, 3), v, dtype=np.float32) for v in (0.4, 0.7)]
     widened = with_range_margin(crops)

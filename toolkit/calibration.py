@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data import HELD_OUT, bicubic_downscale, list_images, load_rgb8, mod_crop
+from toolkit.data import HELD_OUT, bicubic_downscale, fit_long_side, list_images, load_rgb8, mod_crop
 from toolkit.errors import PcarnError
 from toolkit.metrics.evaluate import SKIMAGE_VALIDATION
 from toolkit.provenance import REPO_ROOT
@@ -56,18 +56,18 @@ class CalibrationSet:
         return out
 
     def pairs(
-        self, scale: int, size: tuple[int, int], samples: int, seed: int
+        self, scale: int, size: tuple[int, int], samples: int, seed: int, long_side: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``samples`` aligned (LR float32 HxWx3 in [0, 1] at ``size``, HR uint8 at ``scale`` times
-        it) crops, a fixed choice for ``seed``: what a quantization choice is judged on, so it can
-        weigh rounding noise against the network's own error."""
+        it) crops, a fixed choice for ``seed``, of the photos shrunk to ``long_side`` where larger:
+        what a quantization choice is judged on, so it can weigh rounding noise against the
+        network's own error."""
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self.photos))
         out = []
         for k in range(samples):
-            hr = _at_least(
-                mod_crop(_read(self.photos[int(order[k % len(order)])]), scale), _times(size, scale)
-            )
+            photo = fit_long_side(_read(self.photos[int(order[k % len(order)])]), long_side)
+            hr = _at_least(mod_crop(photo, scale), _times(size, scale))
             lr = bicubic_downscale(hr, scale)
             y0 = int(rng.integers(0, lr.shape[0] - size[0] + 1))
             x0 = int(rng.integers(0, lr.shape[1] - size[1] + 1))

@@ -29,6 +29,7 @@ from export.optional import require
 from export.pt2e_annotate import (
     annotate_convs,
     calibrated,
+    conv_outputs,
     float_weight_convs,
     layout_ops,
     with_min_max_ranges,
@@ -54,7 +55,9 @@ def _quantizer(float_tensors: tuple[str, ...] = (), float_weights: tuple[str, ..
             self._annotate_concats(model)
             model = super().annotate(model)
             float_weight_convs(model, float_weights)
-            keep_float(model, float_tensors, _byte_moving_ops())
+            # LiteRT's converter makes a conv between int8 tensors an int8 conv, weights and all
+            floats = float_tensors + conv_outputs(model, float_weights)
+            keep_float(model, floats, _byte_moving_ops())
             self._share_byte_moving_ops(model)
             return model
 
