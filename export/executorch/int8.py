@@ -90,8 +90,5 @@ def float_choice(head: torch.nn.Module, chosen_on: Selection, budget_db: float, 
     feed, unfeed = (lambda crop: _feed(crop, image)), (lambda y: _unfeed(y, image))
     sample = _sample(chosen_on.size, image)
     moving = _byte_moving_ops()
-    return choose_float(head, _quantizer_keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
-
-
-def _quantizer_keeping(float_weights: tuple[str, ...]):
-    return _quantizer(float_weights=float_weights)
+    keeping = lambda float_weights: _quantizer(float_weights=float_weights)  # noqa: E731
+    return choose_float(head, keeping, sample, chosen_on, budget_db, moving, feed, unfeed)

@@ -131,8 +131,8 @@ def quantize_tflite(
     """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
     ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels;
     ``float_tensors``: activations (node names of the exported graph) left float, and the
-    ``float_weights`` convs; with the number of
-    convs that run in float (``export/pt2e_mixed.py``'s float_convs)."""
+    ``float_weights`` convs; with the number of convs that run in float (``export/pt2e_mixed.py``'s
+    float_convs)."""
     litert_torch = require("litert_torch")
     quant_config = require("litert_torch.quantize.quant_config")
     converted, quantizer, sample = _converted(
@@ -162,8 +162,5 @@ def float_choice(
         return _feed(crop, image)
 
     sample, moving = _sample(chosen_on.size, image), _byte_moving_ops()
-    return choose_float(head_nhwc, _quantizer_keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
-
-
-def _quantizer_keeping(float_weights: tuple[str, ...]):
-    return _quantizer(float_weights=float_weights)
+    keeping = lambda float_weights: _quantizer(float_weights=float_weights)  # noqa: E731
+    return choose_float(head_nhwc, keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
