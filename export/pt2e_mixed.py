@@ -63,8 +63,9 @@ def choose_float_weights(
 ) -> tuple[str, ...]:
     """The convs (node names of the exported graph, every call of a tied weight) to keep float for
     int8 weights alone (activations float) to cost at most ``WEIGHT_SHARE`` of the selection share of
-    ``budget_db`` on every selection crop."""
-    graph = torch.export.export(head.eval(), sample).module()
+    ``budget_db`` on the selection crops (their mean cost). The candidates round a copy's weights:
+    an exported module shares its parameters with ``head``."""
+    graph = torch.export.export(copy.deepcopy(head).eval(), sample).module()
     calls: dict[str, list[str]] = {}  # weight attribute -> the convs that read it
     for node in graph.graph.nodes:
         conv = node.op == "call_function" and node.target == torch.ops.aten.conv2d.default

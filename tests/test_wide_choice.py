@@ -45,3 +45,29 @@ def test_a_budget_every_crop_meets_keeps_all_activations_8_bit():
     reference, hr, outputs = _graph((100.0, 50.0))
     choice = choose_kept(list(NOISE), outputs, reference, hr, 0.1, border=1, kept_as="float")
     assert choice.wide == () and choice.summary().startswith("0 of 2 activations float")
+
+
+def test_choosing_float_weights_leaves_the_head_s_weights_untouched():
+    """The candidates round weights in place, and an exported module shares the head's parameters."""
+    torch = pytest.importorskip("torch")
+    from export.common import DeployHead
+    from export.mixed import Selection
+    from export.pt2e_mixed import choose_float_weights
+    from models import build_model
+    from tests.conftest import deterministic_weights
+
+    head = DeployHead(deterministic_weights(build_model("pcarn-test")), 2).eval()
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    rng = np.random.default_rng(0)
+    lr = rng.random((8, 12, 3), dtype=np.float32)
+    pairs = [(lr, rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))]
+
+    def feed(crop: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+
+    def unfeed(y: torch.Tensor) -> np.ndarray:
+        return y[0].permute(1, 2, 0).numpy()
+
+    chosen = choose_float_weights(head, (feed(lr),), Selection((8, 12), [lr], pairs, 2), 1e-6, feed, unfeed)
+    assert chosen  # a tiny budget keeps weights float: candidates were rounded on the way
+    assert all(torch.equal(before[k], v) for k, v in head.state_dict().items())

@@ -116,7 +116,7 @@ def choose_float_weights(
     fp32: bytes, pairs: list[tuple[np.ndarray, np.ndarray]], budget_db: float, border: int, image: bool
 ) -> tuple[str, ...]:
     """The fewest conv weights of ``fp32`` to keep float for int8 weights alone (activations float)
-    to cost at most ``WEIGHT_SHARE`` of the selection share of ``budget_db`` on every crop."""
+    to cost at most ``WEIGHT_SHARE`` of the selection share of ``budget_db`` on the selection crops."""
     onnx = require("onnx")
     from onnx import numpy_helper
 
