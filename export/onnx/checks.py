@@ -111,7 +111,8 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     ]
     floats = {i.name for i in model.graph.initializer if i.data_type == 1}  # FLOAT
     float_weights = [n for n in convs if n.input[1] in floats]
-    declared_float = int({p.key: p.value for p in model.metadata_props}.get(FLOAT_CONVS, 0))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    declared_float = int(metadata.get(FLOAT_CONVS, 0))
     report.add(
         "integer_convs",
         len(integer) + len(float_weights) == len(convs) == exp.convs and len(float_weights) == declared_float,
@@ -147,7 +148,7 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
         relus = sum(1 for n in nodes if n.op_type == "Relu" and n.input[0] in float_outputs)
         declared += collections.Counter({"Conv": len(float_weights), "Relu": relus})
         what += f", {len(float_weights)} float convs and their {relus} ReLUs"
-    if is_image_file({p.key: p.value for p in model.metadata_props}):
+    if is_image_file(metadata):
         declared += IMAGE_EDGES
         what += f", an image file's pixel conversions ({counted(IMAGE_EDGES)})"
     report.add(

@@ -22,7 +22,7 @@ from export.job import ExportJob
 from export.mixed import FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
-from export.onnx.mixed import choose_float_weights, choose_wide, conv_weights
+from export.onnx.mixed import choose_float_weights, choose_wide, conv_nodes, conv_weights
 from export.optional import require
 from export.options import INT8_BUDGET_DB
 from toolkit.errors import PcarnError
@@ -98,11 +98,6 @@ def _float_convs(model, choice: WideChoice) -> tuple[str, ...]:
     if missing:  # the small graph and the file's graph named a tensor differently
         raise PcarnError(f"mixed precision chose {missing[0]!r}, which this graph does not have")
     return conv_nodes(weights, choice.float_weights)
-
-
-def conv_nodes(weights: dict[str, list[str]], chosen: tuple[str, ...]) -> tuple[str, ...]:
-    """The Conv nodes that read the ``chosen`` weights."""
-    return tuple(node for name in chosen for node in weights[name])
 
 
 def simplified_fp32(

@@ -105,6 +105,11 @@ def conv_weights(model) -> dict[str, list[str]]:
     return out
 
 
+def conv_nodes(weights: dict[str, list[str]], chosen: tuple[str, ...]) -> tuple[str, ...]:
+    """The Conv nodes that read the ``chosen`` weights (``weights``: ``conv_weights``'s map)."""
+    return tuple(node for name in chosen for node in weights[name])
+
+
 def int8_round_trip(weight: np.ndarray) -> np.ndarray:
     """``weight`` through per-output-channel symmetric int8, as ONNX Runtime's quantizer stores it."""
     absmax = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
