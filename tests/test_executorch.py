@@ -189,3 +189,38 @@ def test_dynamic_pte_takes_any_size_up_to_its_bound(tmp_path):
     assert fmt.random_input(path, (12, 16)).shape == (1, 3, 12, 16)  # what pcarn bench times per size
     with pytest.raises(PcarnError, match="its --dynamic bound"):
         fmt.random_input(path, (48, 32))
+
+
+class _TiedOnTwoRanges(torch.nn.Module):
+    """One conv called on an input and on 8x that input (a tied unit whose calls see different
+    ranges, as PCARN-M's recursive blocks do), its biases large enough to matter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tied = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.exit = torch.nn.Conv2d(16, 3, 1)
+        torch.nn.init.uniform_(self.tied.bias, 0.5, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wide = torch.cat([torch.relu(self.tied(x)), torch.relu(self.tied(x * 8.0))], 1)
+        return self.exit(wide)
+
+
+def test_int8_tied_conv_calls_on_different_ranges_keep_their_biases(tmp_path):
+    """XNNPACK quantizes a shared bias once, with the first call's input scale: the second call's
+    bias came out 8x too large (output off by 4 on average). Each integer call owns its bias."""
+    from export.executorch.int8 import quantized_program
+
+    torch.manual_seed(0)
+    net = _TiedOnTwoRanges().eval()
+    crops = [np.random.default_rng(i).random((16, 16, 3), dtype=np.float32) for i in range(4)]
+    program, floating = quantized_program(net, (16, 16), crops, False, ())
+    assert floating == 0  # every conv integer, the tied one in both calls
+    path = tmp_path / "tied.pte"
+    path.write_bytes(executorch_format.lowered(program, {}))
+    x = torch.from_numpy(crops[1].transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        simulated = program.module()(x).numpy()
+    got = executorch_format.runner(path)(x.numpy())
+    step = np.abs(simulated).max() / 127  # about one output quantization step
+    assert np.abs(got - simulated).max() <= 2 * step
