@@ -1,12 +1,14 @@
 """Integer ``.pte`` files: PT2E with ExecuTorch's XNNPACK quantizer, lowered whole to XNNPACK.
 
 Per-channel symmetric int8 weights, int8 activations, with the tied-unit and fused-ReLU annotations
-of ``export/pt2e_annotate.py``. XNNPACK's int8 concatenation takes one range for all its inputs and
-its output (the stock annotator shares them): with every activation at 8 bits that coarse range cost
-PCARN-M x2 0.118 dB PSNR-Y, so the mixed-precision choice (``export/pt2e_mixed.py``, which chooses a
-concatenation together with its inputs) leaves the noisiest tensors float until the head fits
-``--int8-budget``. Float tensors run in XNNPACK's fp32 kernels inside the same delegate, with a
-convert node at each boundary.
+of ``export/pt2e_annotate.py`` (each later integer call of a tied conv owns its bias: XNNPACK
+quantizes a shared bias once, with the first call's input scale). XNNPACK's int8 concatenation takes
+one range for all its inputs and its output (the stock annotator shares them), so the
+mixed-precision choice (``export/pt2e_mixed.py``, which chooses a concatenation together with its
+inputs) leaves the noisiest tensors float until the head fits ``--int8-budget``; the choice runs the
+PT2E graph in PyTorch, which computes what the lowered file computes (pcarn-m-gan x2 on the
+selection crops: -0.006 dB simulated, -0.007 lowered). Float tensors run in XNNPACK's fp32 kernels
+inside the same delegate, with a convert node at each boundary.
 """
 
 from __future__ import annotations
