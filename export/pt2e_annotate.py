@@ -4,7 +4,8 @@ XNNPACK's quantizer), applied before the stock annotator, which skips what is al
 - Tied units: PCARN-M calls one residual unit at several positions. The stock annotators mark a
   weight as done after its first conv, so the other calls stayed float; here every conv is annotated
   and the later calls share the first call's weight observer, so the tied weights are quantized
-  once, identically (and stored once).
+  once, identically (and stored once). For XNNPACK each later integer call also owns a copy of the
+  bias, whose int32 scale is its own input's (``whole_convs``; LiteRT was not affected).
 - conv + ReLU is one fused integer op: the range is observed after the ReLU.
 - Min-max activation ranges: the full output range survives (no clipped highlights), and
   calibration is many times faster than the stock histogram observer.
@@ -126,7 +127,8 @@ def _integer_conv(node: torch.fx.Node) -> bool:
 def whole_convs(model: torch.fx.GraphModule, config) -> None:
     """Convs left reading or writing float (``export/pt2e_mixed.py``'s choice) get float weights
     too, since XNNPACK runs a conv in int8 or in float, not int8 weights on float data; a tied
-    weight's remaining integer calls share the first one's observer. Run after ``keep_float``."""
+    weight's remaining integer calls share the first one's observer and own their biases. Run after
+    ``keep_float``."""
     spec = require("torchao.quantization.pt2e.quantizer")
     first_use: dict[torch.fx.Node, torch.fx.Node] = {}
     for node in model.graph.nodes:
@@ -160,7 +162,7 @@ def _own_parameters(
             name = f"{source.target.replace('.', '_')}_own_{conv.name}"
             model.register_buffer(name, operator.attrgetter(source.target)(model).detach().clone())
             with model.graph.inserting_before(conv):
-                copy = model.graph.get_attr(name)
-            conv.replace_input_with(source, copy)
+                own = model.graph.get_attr(name)
+            conv.replace_input_with(source, own)
             if annotated is not None and source in annotated:
-                annotated[copy] = annotated.pop(source)
+                annotated[own] = annotated.pop(source)
