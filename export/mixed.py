@@ -108,11 +108,15 @@ def choose_kept(
     def relative(narrow: Sequence[str]) -> np.ndarray:  # each crop's added noise over its own error
         return np.maximum(mse(outputs(narrow), reference) - floor, 0.0) / error
 
+    cost = lambda extra: float(np.mean(10.0 * np.log10(1.0 + floor / error + extra)))  # noqa: E731
+    wide_cost = cost(np.zeros_like(error))
+    if wide_cost > SAFETY * budget_db:  # even all wide does not fit: all stay wide, no ranking needed
+        all_int8 = cost(relative(names))
+        return WideChoice(tuple(names), len(names), wide_cost, all_int8, kept_as)
     added = {name: float(np.sum(relative((name,)))) for name in names}
     ranked = sorted(names, key=added.get, reverse=True)
-    cost = lambda extra: float(np.mean(10.0 * np.log10(1.0 + floor / error + extra)))  # noqa: E731
 
-    costs: dict[int, float] = {len(ranked): cost(np.zeros_like(error))}
+    costs: dict[int, float] = {len(ranked): wide_cost}
 
     def measured(wide: int) -> float:  # the mean cost with the ``wide`` noisiest kept wide
         if wide not in costs:

@@ -47,6 +47,24 @@ def test_a_budget_every_crop_meets_keeps_all_activations_8_bit():
     assert choice.wide == () and choice.summary().startswith("0 of 2 activations float")
 
 
+def test_when_even_the_wide_graph_misses_the_budget_every_activation_stays_wide_unranked():
+    """The wide graph's own noise (16-bit rounding, int8 weights) over the selection share: no
+    8-bit activation can fit, so the choice keeps them all wide without ranking them one by one
+    (what took most of a GAN head's ONNX choice)."""
+    reference, hr, _ = _graph(ERRORS)
+    asked = []
+
+    def outputs(narrow):
+        asked.append(tuple(narrow))
+        return [r + np.sqrt(0.05 + sum(NOISE[n] for n in narrow)) for r in reference]
+
+    choice = choose_kept(list(NOISE), outputs, reference, hr, 0.1, border=1, kept_as="16-bit")
+    assert choice.wide == tuple(NOISE) and choice.predicted_cost_db == pytest.approx(_mean_cost(0.05))
+    assert choice.predicted_cost_db > SAFETY * 0.1
+    assert asked == [(), tuple(NOISE)]  # the wide graph, then all 8-bit for the report
+    assert choice.all_int8_cost_db == pytest.approx(_mean_cost(0.05 + sum(NOISE.values())))
+
+
 def test_choosing_float_weights_leaves_the_head_s_weights_untouched():
     """The candidates round weights in place, and an exported module shares the head's parameters."""
     torch = pytest.importorskip("torch")
