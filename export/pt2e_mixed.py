@@ -203,7 +203,7 @@ def keep_float(model: torch.fx.GraphModule, names: Iterable[str], byte_moving: s
 
 def choose_float(
     head: torch.nn.Module,
-    quantizer: Callable[[tuple[str, ...]], object],
+    quantizer: Callable[..., object],
     sample: tuple,
     chosen_on: Selection,
     budget_db: float,
@@ -213,11 +213,12 @@ def choose_float(
 ) -> WideChoice:
     """The convs of ``head`` whose weights stay float, then the activations that must stay float,
     for the predicted cost on the selection pairs to fit the budget, measured on a copy calibrated
-    by ``quantizer(float-weight convs)`` on the selection's crops at its size (``sample``); ``feed``
+    by ``quantizer(float_weights=...)`` on the selection's crops at its size (``sample``); ``feed``
     turns an LR crop into the graph's input, ``unfeed`` its output into an HxWx3 image in [0, 1]."""
     head = head.eval()
     weights = choose_float_weights(head, sample, chosen_on, budget_db, feed, unfeed)
-    converted = calibrated(head, sample, quantizer(weights), [feed(crop) for crop in chosen_on.crops])
+    crops = [feed(crop) for crop in chosen_on.crops]
+    converted = calibrated(head, sample, quantizer(float_weights=weights), crops)
     pairs = chosen_on.pairs
     candidates = activations(converted, byte_moving)
     names = list(candidates)

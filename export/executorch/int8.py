@@ -92,5 +92,4 @@ def float_choice(head: torch.nn.Module, chosen_on: Selection, budget_db: float, 
     feed, unfeed = (lambda crop: _feed(crop, image)), (lambda y: _unfeed(y, image))
     sample = _sample(chosen_on.size, image)
     moving = _byte_moving_ops()
-    keeping = lambda float_weights: _quantizer(float_weights=float_weights)  # noqa: E731
-    return choose_float(head, keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
+    return choose_float(head, _quantizer, sample, chosen_on, budget_db, moving, feed, unfeed)

@@ -162,5 +162,4 @@ def float_choice(
         return _feed(crop, image)
 
     sample, moving = _sample(chosen_on.size, image), _byte_moving_ops()
-    keeping = lambda float_weights: _quantizer(float_weights=float_weights)  # noqa: E731
-    return choose_float(head_nhwc, keeping, sample, chosen_on, budget_db, moving, feed, unfeed)
+    return choose_float(head_nhwc, _quantizer, sample, chosen_on, budget_db, moving, feed, unfeed)
