@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -14,6 +14,10 @@ from torch import nn
 from export.graph import GraphForm
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet
 from toolkit.errors import PcarnError
+
+if TYPE_CHECKING:  # the store imports the choice rules, which need nothing of the job
+    from export.choice_store import ChoiceStore
+    from export.mixed import WideChoice
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ExportJob:
     calibration: CalibrationSet | None = None  # the photos int8 activations are calibrated on
     calib_samples: int = DEFAULT_SAMPLES
     form: GraphForm = GraphForm()  # the exit placement and shuffle form the options chose
+    choices: ChoiceStore | None = None  # int8 choices of earlier runs (``export/choice_store.py``)
 
     @property
     def graph(self) -> nn.Module:
@@ -48,6 +53,13 @@ class ExportJob:
             ("calibration", self.calibration.source, self.calib_samples, size),
             lambda: self.calibration.crops(scale, size, self.calib_samples),
         )
+
+    def choice(self, key: tuple, make: Callable[[], WideChoice]) -> WideChoice:
+        """A mixed-precision choice: ``make()`` once per head in this run, and not at all where
+        ``choices`` holds one made from the same inputs."""
+        if self.choices is None:
+            return self.reuse(key, make)
+        return self.reuse(key, lambda: self.choices.recall(self, key, make))
 
     def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:
         """``make()``, computed once for this head and input size and shared by its other files in

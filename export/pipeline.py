@@ -20,6 +20,7 @@ from export.accelerators import TARGETS, not_checked
 from export.accelerators import sources as accelerator_sources
 from export.accelerators import table as accelerator_table
 from export.checks import expectation
+from export.choice_store import ChoiceStore
 from export.common import DeployHead, default_input_size, export_metadata, native_output_captured
 from export.exit_at_lr import ExitAtLR
 from export.formats import FORMATS, PRECISIONS, get_format
@@ -59,11 +60,12 @@ def export_file(
     cache: dict | None = None,
     calibration: CalibrationSet | None = None,
     calib_samples: int = DEFAULT_SAMPLES,
+    choices: ChoiceStore | None = None,
 ) -> Path:
     """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
     also use, so what they time is what ships. ``options`` (``export.options``) that ``fmt`` does not
     take are refused. ``cache`` (one dict per head, kept by the caller) lets a head's files share
-    its trace and conversion across precisions."""
+    its trace and conversion across precisions; ``choices``: int8 choices made in earlier runs."""
     accepted = refuse_unaccepted([fmt], options or {})
     if not fmt.takes(precision):
         taken = ", ".join((*fmt.precisions, *fmt.extra_precisions))
@@ -95,6 +97,7 @@ def export_file(
             calibration,
             calib_samples,
             form,
+            choices,
         )
         fmt.export(job, **lowering)
     return path
@@ -115,13 +118,15 @@ def export_all(
     calib_samples: int = DEFAULT_SAMPLES,
     val: str | Path = "skimage",
     bar_position: int = 0,
+    choices: ChoiceStore | None = None,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
     judged by their PSNR-Y cost on ``val`` (the scikit-image photos, or a folder). ``options``
     (``export.options``) must be taken by every format asked for. ``precisions`` None: each format
     in every precision it takes; a list: each format in each of them, refused up front where a
-    format does not take one, so every file asked for is written or the run is refused."""
+    format does not take one, so every file asked for is written or the run is refused. ``choices``:
+    where int8 files find the mixed-precision choices of earlier runs (``export/choice_store.py``)."""
     chosen = [get_format(f) for f in check_names(formats, FORMATS, "format")]
     options = refuse_unaccepted(chosen, options or {})
     if precisions is not None:
@@ -159,6 +164,7 @@ def export_all(
         "calib_samples": calib_samples,
         "val": val,
         "val_images": val_images,
+        "choices": choices,
     }
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
@@ -213,6 +219,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
             cache=cache,
             calibration=settings["calibration"],
             calib_samples=settings["calib_samples"],
+            choices=settings["choices"],
         )
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
@@ -227,6 +234,9 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
     wide = fmt.read_metadata(path).get(KEPT_WIDER) if precision == "int8" else None
     if wide:  # which activations an int8 file kept wider (16-bit or float) for its budget
         entry[KEPT_WIDER] = wide
+        store = settings["choices"]
+        recalled = store is not None and path in store.recalled
+        entry["choice"] = "recalled from an earlier run" if recalled else "made in this run"
     entry["status"] = "ok"
     head = DeployHead(model, scale)
     rewritten = GraphForm.of(settings["options"], fmt.options).exit_at_lr

@@ -45,7 +45,7 @@ def export(
     net = ImageIO(graph) if image else graph
     metadata = dict(job.metadata)
     if job.precision == "int8":
-        choice = job.reuse(
+        choice = job.choice(
             ("executorch-float", job.form, image, int8_budget),
             lambda: float_choice(net, selection(job), int8_budget, image),
         )

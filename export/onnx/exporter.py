@@ -50,7 +50,7 @@ def export(
             quantize_onnx(fp32, job.calibration_inputs(), image, activation_bits=16)
         )
     elif job.precision == "int8":
-        choice = job.reuse(
+        choice = job.choice(
             ("onnx-wide", job.form, image, int8_budget), lambda: _wide_choice(job, graph, image, int8_budget)
         )
         floating = _float_convs(onnx.load_from_string(fp32), choice)

@@ -43,7 +43,7 @@ def export(
     key = ("tflite", exit_at_lr, dynamic, image)
     metadata = dict(job.metadata)
     if job.precision == "int8":
-        choice = job.reuse(
+        choice = job.choice(
             ("tflite-float", exit_at_lr, dynamic, image, int8_budget),
             lambda: float_choice(head, selection(job), int8_budget, image),
         )

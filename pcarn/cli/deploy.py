@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pcarn.cli.flags import calib_option, scales_type, timing_options
+from pcarn.cli.flags import calib_option, choice_store, scales_type, timing_options
 from toolkit.atomic import check_output_dir
 from toolkit.errors import PcarnError
 from toolkit.weights.registry import DEPLOY_DEFAULT, SHIPPED_NAMES, known_names
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.weights.loading import is_loadable
 
     check_output_dir(args.out)
+    choice_store(args.int8_choices)  # refused here, before any work
     models = [m for m in args.models.split(",") if m]
     if not models:
         raise PcarnError("--models is empty; give names or checkpoint files, comma-separated")
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         calib=args.calib,
+        int8_choices=args.int8_choices,
     )
     print(render_report(summary))
     print(f"report: {Path(args.out) / 'report.md'}")

@@ -20,6 +20,7 @@ from export.accelerators import sources as accelerator_sources
 from export.accelerators import table as accelerator_table
 from export.formats import DEFAULT_FORMATS, FORMATS
 from export.pipeline import export_all
+from pcarn.cli.flags import choice_store
 from toolkit.errors import PcarnError
 from toolkit.weights.loading import load_any
 
@@ -37,6 +38,7 @@ def deploy(
     ceiling: Ceiling = DEFAULT_CEILING,
     precisions: list[str] | None = None,
     calib: str | Path | None = None,
+    int8_choices: str = "shipped",
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"models": {}, "bench": None}
@@ -47,6 +49,7 @@ def deploy(
         "input_size": input_size,
         "progress": progress,
         "calib": calib,
+        "int8_choices": int8_choices,
     }
     started = time.perf_counter()
     exported = _export_models(models, out, settings)
@@ -172,6 +175,7 @@ def _export_one(name: str, out: Path, settings: dict, position: int, threads: in
         progress=settings["progress"],
         calib=settings["calib"],
         bar_position=position,
+        choices=choice_store(settings["int8_choices"]),
     )
     return {"manifest": manifest, "note": loaded.note, "folder": folder}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from export.formats import DEFAULT_FORMATS, FORMATS, PRECISIONS
 from export.options import OPTIONS, add_option_flags
-from pcarn.cli.flags import calib_option, emit_json, input_size, json_option, scales_type
+from pcarn.cli.flags import calib_option, choice_store, emit_json, input_size, json_option, scales_type
 from toolkit.errors import PcarnError, check_names
 
 
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         None if args.precision is None else check_names(args.precision.split(","), PRECISIONS, "precision")
     )
     size = input_size(args.input_size)
+    choices = choice_store(args.int8_choices)
     opened = open_model(args.model, quiet=args.json == "-")
     if not isinstance(opened.model, PCARN):
         raise PcarnError(f"{args.model} is an exported file; pcarn export takes a model name or a checkpoint")
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         calib=args.calib,
         calib_samples=DEFAULT_SAMPLES if args.calib_samples is None else args.calib_samples,
         val=args.val,
+        choices=choices,
     )
     if not emit_json(manifest, args.json):
         print(summary(manifest))

@@ -113,6 +113,26 @@ def calib_option(parser: argparse.ArgumentParser) -> None:
         help="int8: folder of photos to calibrate activations on (default: data/debian-photos, "
         "else scikit-image's non-validation photos, with a note)",
     )
+    parser.add_argument(
+        "--int8-choices",
+        default="shipped",
+        help="int8: where mixed-precision choices of earlier runs are kept: shipped (default: the shipped "
+        "models' choices, read only), a JSON file (read, and new choices added to it) or none (search "
+        "every head again)",
+    )
+
+
+def choice_store(text: str):
+    """``--int8-choices`` as an ``export.choice_store.ChoiceStore`` (None for ``none``), refused up
+    front when the file cannot be read or written."""
+    from export.choice_store import ChoiceStore
+    from toolkit.atomic import check_output_folder
+
+    if text == "none":
+        return None
+    if text == "shipped":
+        return ChoiceStore.shipped()
+    return ChoiceStore.shipped(check_output_folder(text))
 
 
 def timing_options(parser: argparse.ArgumentParser, *, repeats: int, warmup: int) -> None:

@@ -1,0 +1,163 @@
+"""Mixed-precision choices kept across runs, so a head's search runs once, not in every export.
+
+The choice of what an int8 file keeps wider (``export/mixed.py``) is most of an int8 export's time
+(pcarn-m x2 TFLite: 349 of 550 s) and a pure function of what it was made from: the head's weights,
+the format and its graph form, the budget, the calibration photos, the rules of the search and the
+libraries that ran it. A store files each choice under a digest of all of those, so a later run
+with the same inputs reuses it and writes the same file, while any change (other photos, another
+budget, retrained weights, a new onnxruntime) misses and searches again. The file is still
+calibrated, checked and measured on the validation photos as usual: only the search is skipped.
+
+``models/int8-choices.json`` ships the choices of the shipped models for ``pcarn deploy``'s defaults
+(a fresh clone's calibration photos); ``pcarn export --int8-choices FILE`` keeps a user's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata as package_metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.mixed import SAFETY, SELECT_SAMPLES, SELECT_SIZE, WEIGHT_SHARE, WideChoice
+from toolkit.atomic import atomic_path
+from toolkit.calibration import CalibrationSet
+from toolkit.data import HELD_OUT_LONG_SIDE
+from toolkit.errors import PcarnError
+from toolkit.weights.registry import SHIPPED_DIR
+
+SHIPPED = SHIPPED_DIR / "int8-choices.json"
+# Raise when the search changes in a way the constants below do not show, so old choices miss.
+RULES_VERSION = 1
+# What ran the search: another version of any of them may choose differently.
+LIBRARIES = (
+    "torch",
+    "torchao",
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "litert-torch",
+    "ai-edge-litert",
+    "executorch",
+)
+
+
+class ChoiceStore:
+    """Choices read from ``read`` files (missing ones are empty) and, when ``write`` is given, new
+    choices added to it as they are made (atomically, so a cut run keeps the ones it finished)."""
+
+    def __init__(self, read: list[Path], write: Path | None = None) -> None:
+        self.write = write
+        self.entries: dict[str, dict] = {}
+        for path in [*read, *([write] if write else [])]:
+            self.entries.update(_load(path))
+        self.recalled: set[Path] = set()  # the files whose choice came from the store in this run
+        self._fingerprints: dict[int, str] = {}
+
+    @classmethod
+    def shipped(cls, extra: Path | None = None) -> ChoiceStore:
+        """The shipped choices, plus ``extra`` (read and added to) where given."""
+        return cls([SHIPPED], extra)
+
+    def recall(self, job, key: tuple, make: Callable[[], WideChoice]) -> WideChoice:
+        """The choice filed under ``job``'s inputs and ``key`` (the exporter's name for the choice:
+        format, graph form, budget); else ``make()``, filed when this store writes."""
+        described = self.describe(job, key)
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+        if digest in self.entries:
+            self.recalled.add(job.path)
+            return _choice(self.entries[digest]["choice"])
+        choice = make()
+        self.entries[digest] = {"key": described, "choice": asdict(choice), "made": time.strftime("%Y-%m-%d")}
+        if self.write is not None:
+            self._save()
+        return choice
+
+    def describe(self, job, key: tuple) -> dict:
+        """Everything a choice depends on, readable (the digest of it files the choice)."""
+        size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
+        return {
+            "choice": repr(key),
+            "scale": int(job.metadata["scale"]),
+            "weights_sha256": weights_digest(job.head),
+            "calibration": {"photos": self._calibration(job.calibration), "samples": job.calib_samples},
+            "selection": {"size": list(size), "samples": SELECT_SAMPLES, "long_side": HELD_OUT_LONG_SIDE},
+            "rules": {"version": RULES_VERSION, "safety": SAFETY, "weight_share": WEIGHT_SHARE},
+            "libraries": library_versions(),
+        }
+
+    def _calibration(self, calibration: CalibrationSet | None) -> str | None:
+        if calibration is None:
+            return None
+        if id(calibration) not in self._fingerprints:
+            self._fingerprints[id(calibration)] = photos_digest(calibration)
+        return self._fingerprints[id(calibration)]
+
+    def _save(self) -> None:
+        # another process (deploy exports models in parallel) may have added choices meanwhile
+        self.entries = {**_load(self.write), **self.entries}
+        document = {
+            "what": "int8 mixed-precision choices (export/choice_store.py), each filed by a digest of "
+            "what it was made from",
+            "entries": dict(sorted(self.entries.items())),
+        }
+        with atomic_path(self.write) as tmp:
+            tmp.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def weights_digest(head: torch.nn.Module) -> str:
+    """sha256 of every tensor of ``head``'s state, by name: the same weights give the same digest."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(head.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def photos_digest(calibration: CalibrationSet) -> str:
+    """sha256 of the calibration photos' bytes (files as stored, arrays as pixels), in order."""
+    digest = hashlib.sha256()
+    for photo in calibration.photos:
+        is_array = isinstance(photo, np.ndarray)
+        data = np.ascontiguousarray(photo).tobytes() if is_array else Path(photo).read_bytes()
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _choice(stored: dict) -> WideChoice:
+    return WideChoice(
+        wide=tuple(stored["wide"]),
+        activations=int(stored["activations"]),
+        predicted_cost_db=float(stored["predicted_cost_db"]),
+        all_int8_cost_db=float(stored["all_int8_cost_db"]),
+        kept_as=stored["kept_as"],
+        float_weights=tuple(stored["float_weights"]),
+    )
+
+
+def _load(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())["entries"]
+        for entry in entries.values():
+            _choice(entry["choice"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PcarnError(f"{path} is not an int8 choices file ({type(exc).__name__}: {exc})") from None
+    return entries

@@ -1,0 +1,90 @@
+"""int8 choices kept across runs (``export/choice_store.py``): a second export with the same inputs
+reuses the first one's choice and writes the same file; other inputs search again; the shipped
+choices belong to the shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+import export.onnx.exporter as onnx_exporter
+from export.choice_store import ChoiceStore
+from export.mixed import KEPT_WIDER
+from export.pipeline import export_all
+from models import build_model
+from pcarn.cli.flags import choice_store
+from tests.conftest import deterministic_weights
+from toolkit.errors import PcarnError
+from toolkit.images import SAMPLE_PHOTO
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    calib, val = tmp_path / "photos", tmp_path / "val"
+    calib.mkdir()
+    val.mkdir()
+    photo = Image.open(SAMPLE_PHOTO).convert("RGB")
+    photo.resize((200, 150)).save(calib / "a.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((180, 140)).save(calib / "b.png")
+    photo.resize((160, 120)).save(val / "rocket.png")
+    return calib, val
+
+
+def _export(out, photos, store, budget=0.05) -> dict:
+    calib, val = photos
+    return export_all(
+        deterministic_weights(build_model("pcarn-test")),
+        out,
+        formats=["onnx"],
+        scales=[2],
+        precisions=["int8"],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test"},
+        progress=False,
+        calib=calib,
+        calib_samples=2,
+        val=val,
+        options={"int8_budget": budget},
+        choices=store,
+    )
+
+
+def test_a_second_export_recalls_the_choice_and_writes_the_same_file(tmp_path, photos, monkeypatch):
+    kept = tmp_path / "choices.json"
+    first = _export(tmp_path / "one", photos, ChoiceStore([], kept))["files"][0]
+    assert first["choice"] == "made in this run" and kept.is_file()
+
+    def search(*args, **kwargs):
+        raise AssertionError("the choice was searched again")
+
+    monkeypatch.setattr(onnx_exporter, "_wide_choice", search)
+    second = _export(tmp_path / "two", photos, ChoiceStore([kept]))["files"][0]
+    assert second["choice"] == "recalled from an earlier run"
+    assert second[KEPT_WIDER] == first[KEPT_WIDER]
+    assert second["parity"]["quantization"]["cost_db"] == first["parity"]["quantization"]["cost_db"]
+    assert (tmp_path / "two" / second["path"]).read_bytes() == (tmp_path / "one" / first["path"]).read_bytes()
+
+
+def test_another_budget_searches_again(tmp_path, photos, monkeypatch):
+    kept = tmp_path / "choices.json"
+    _export(tmp_path / "one", photos, ChoiceStore([], kept))
+    searched = []
+    search = onnx_exporter._wide_choice
+    monkeypatch.setattr(onnx_exporter, "_wide_choice", lambda *a: searched.append(a) or search(*a))
+    entry = _export(tmp_path / "two", photos, ChoiceStore([], kept), budget=0.5)["files"][0]
+    assert len(searched) == 1 and entry["choice"] == "made in this run"
+    assert len(json.loads(kept.read_text())["entries"]) == 2  # both kept, neither overwritten
+
+
+def test_a_file_that_is_not_a_choices_file_is_refused_before_any_work(tmp_path):
+    bad = tmp_path / "choices.json"
+    bad.write_text('{"entries": {"x": {"choice": {"wide": []}}}}')
+    with pytest.raises(PcarnError, match="not an int8 choices file"):
+        choice_store(str(bad))
+    with pytest.raises(PcarnError, match="does not exist"):
+        choice_store(str(tmp_path / "missing" / "choices.json"))
+    assert choice_store("none") is None
