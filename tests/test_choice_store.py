@@ -4,13 +4,15 @@ choices belong to the shipped weights."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from PIL import Image
 
 import export.onnx.exporter as onnx_exporter
-from export.choice_store import ChoiceStore
+from export.choice_store import SHIPPED, ChoiceStore, weights_digest
+from export.common import DeployHead
 from export.mixed import KEPT_WIDER
 from export.pipeline import export_all
 from models import build_model
@@ -18,6 +20,7 @@ from pcarn.cli.flags import choice_store
 from tests.conftest import deterministic_weights
 from toolkit.errors import PcarnError
 from toolkit.images import SAMPLE_PHOTO
+from toolkit.weights.loading import load_model
 
 pytest.importorskip("onnxruntime")
 
@@ -88,3 +91,17 @@ def test_a_file_that_is_not_a_choices_file_is_refused_before_any_work(tmp_path):
     with pytest.raises(PcarnError, match="does not exist"):
         choice_store(str(tmp_path / "missing" / "choices.json"))
     assert choice_store("none") is None
+
+
+def test_the_shipped_choices_are_filed_by_their_key_and_belong_to_shipped_weights():
+    entries = json.loads(SHIPPED.read_text())["entries"]
+    assert entries, "models/int8-choices.json is empty"
+    shipped = {
+        weights_digest(DeployHead(load_model(name), scale))
+        for name in ("pcarn-m", "pcarn-m-gan")
+        for scale in (2, 3, 4)
+    }
+    for digest, entry in entries.items():
+        assert hashlib.sha256(json.dumps(entry["key"], sort_keys=True).encode()).hexdigest() == digest
+        # retraining a shipped model without remaking its choices fails here
+        assert entry["key"]["weights_sha256"] in shipped
