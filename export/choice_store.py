@@ -54,9 +54,11 @@ class ChoiceStore:
 
     def __init__(self, read: list[Path], write: Path | None = None) -> None:
         self.write = write
+        self.own: dict[str, dict] = _load(write) if write else {}  # what ``write`` holds and gains
         self.entries: dict[str, dict] = {}
-        for path in [*read, *([write] if write else [])]:
+        for path in read:
             self.entries.update(_load(path))
+        self.entries.update(self.own)
         self.recalled: set[Path] = set()  # the files whose choice came from the store in this run
         self._fingerprints: dict[int, str] = {}
 
@@ -74,7 +76,8 @@ class ChoiceStore:
             self.recalled.add(job.path)
             return _choice(self.entries[digest]["choice"])
         choice = make()
-        self.entries[digest] = {"key": described, "choice": asdict(choice), "made": time.strftime("%Y-%m-%d")}
+        entry = {"key": described, "choice": asdict(choice), "made": time.strftime("%Y-%m-%d")}
+        self.entries[digest] = self.own[digest] = entry
         if self.write is not None:
             self._save()
         return choice
@@ -101,11 +104,11 @@ class ChoiceStore:
 
     def _save(self) -> None:
         # another process (deploy exports models in parallel) may have added choices meanwhile
-        self.entries = {**_load(self.write), **self.entries}
+        self.own = {**_load(self.write), **self.own}
         document = {
             "what": "int8 mixed-precision choices (export/choice_store.py), each filed by a digest of "
             "what it was made from",
-            "entries": dict(sorted(self.entries.items())),
+            "entries": dict(sorted(self.own.items())),
         }
         with atomic_path(self.write) as tmp:
             tmp.write_text(json.dumps(document, indent=1) + "\n")
