@@ -26,6 +26,23 @@ requires_shared = pytest.mark.skipif(
 )
 
 
+def photo_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small calibration photos and one validation photo (never calibrated on), in two folders
+    under ``tmp_path``: what a tiny int8 export is calibrated, chosen and judged on."""
+    from PIL import Image
+
+    from toolkit.images import SAMPLE_PHOTO
+
+    calib, val = tmp_path / "photos", tmp_path / "val"
+    calib.mkdir(exist_ok=True)
+    val.mkdir(exist_ok=True)
+    photo = Image.open(SAMPLE_PHOTO).convert("RGB")
+    photo.resize((200, 150)).save(calib / "a.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((180, 140)).save(calib / "b.png")
+    photo.resize((160, 120)).save(val / "rocket.png")
+    return calib, val
+
+
 def deterministic_weights(model: PCARN) -> PCARN:
     """Fill every parameter with a fixed, RNG-free pattern scaled like the paper's init."""
     with torch.no_grad():

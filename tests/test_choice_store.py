@@ -8,7 +8,6 @@ import hashlib
 import json
 
 import pytest
-from PIL import Image
 
 import export.onnx.exporter as onnx_exporter
 from export.choice_store import SHIPPED, ChoiceStore, weights_digest
@@ -17,9 +16,8 @@ from export.mixed import KEPT_WIDER
 from export.pipeline import export_all
 from models import build_model
 from pcarn.cli.flags import choice_store
-from tests.conftest import deterministic_weights
+from tests.conftest import deterministic_weights, photo_folders
 from toolkit.errors import PcarnError
-from toolkit.images import SAMPLE_PHOTO
 from toolkit.weights.loading import load_model
 
 pytest.importorskip("onnxruntime")
@@ -27,14 +25,7 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture
 def photos(tmp_path):
-    calib, val = tmp_path / "photos", tmp_path / "val"
-    calib.mkdir()
-    val.mkdir()
-    photo = Image.open(SAMPLE_PHOTO).convert("RGB")
-    photo.resize((200, 150)).save(calib / "a.png")
-    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((180, 140)).save(calib / "b.png")
-    photo.resize((160, 120)).save(val / "rocket.png")
-    return calib, val
+    return photo_folders(tmp_path)
 
 
 def _export(out, photos, store, budget=0.05) -> dict:

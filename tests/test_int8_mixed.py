@@ -10,29 +10,20 @@ import re
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from export.formats import get_format
 from export.mixed import FLOAT_CONVS, KEPT_WIDER
 from export.options import chosen
 from export.pipeline import export_all
 from models import build_model
-from tests.conftest import deterministic_weights
+from tests.conftest import deterministic_weights, photo_folders
 from toolkit.errors import PcarnError
-from toolkit.images import SAMPLE_PHOTO
 
 onnx = pytest.importorskip("onnx")
 
 
 def _export(tmp_path, budget: float, fmt: str = "onnx") -> dict:
-    photos = tmp_path / "photos"  # calibration and selection crops; a separate photo reports
-    photos.mkdir(exist_ok=True)
-    photo = Image.open(SAMPLE_PHOTO).convert("RGB")
-    photo.resize((200, 150)).save(photos / "a.png")
-    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((180, 140)).save(photos / "b.png")
-    val = tmp_path / "val"
-    val.mkdir(exist_ok=True)
-    photo.resize((160, 120)).save(val / "rocket.png")
+    photos, val = photo_folders(tmp_path)  # calibration and selection crops; a separate photo reports
     out = tmp_path / f"out-{fmt}-{budget}"
     manifest = export_all(
         deterministic_weights(build_model("pcarn-test")),
