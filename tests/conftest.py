@@ -43,6 +43,29 @@ def photo_folders(tmp_path: Path) -> tuple[Path, Path]:
     return calib, val
 
 
+def tiny_int8_export(tmp_path: Path, out: Path, budget: float, fmt: str = "onnx", **extra) -> dict:
+    """``export_all`` of the tiny model's x2 head in int8 at 24x32, calibrated on ``photo_folders``
+    and judged on its validation photo, with ``budget`` dB; ``extra``: more ``export_all`` arguments."""
+    from export.pipeline import export_all
+
+    photos, val = photo_folders(tmp_path)  # calibration and selection crops; a separate photo reports
+    return export_all(
+        deterministic_weights(build_model("pcarn-test")),
+        out,
+        formats=[fmt],
+        scales=[2],
+        precisions=["int8"],
+        input_size=(24, 32),
+        provenance={"variant": "pcarn-test"},
+        progress=False,
+        calib=photos,
+        calib_samples=2,
+        val=val,
+        options={"int8_budget": budget},
+        **extra,
+    )
+
+
 def deterministic_weights(model: PCARN) -> PCARN:
     """Fill every parameter with a fixed, RNG-free pattern scaled like the paper's init."""
     with torch.no_grad():

@@ -13,63 +13,41 @@ import export.onnx.exporter as onnx_exporter
 from export.choice_store import SHIPPED, ChoiceStore, weights_digest
 from export.common import DeployHead
 from export.mixed import KEPT_WIDER
-from export.pipeline import export_all
-from models import build_model
 from pcarn.cli.flags import choice_store
-from tests.conftest import deterministic_weights, photo_folders
+from tests.conftest import tiny_int8_export
 from toolkit.errors import PcarnError
 from toolkit.weights.loading import load_model
 
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture
-def photos(tmp_path):
-    return photo_folders(tmp_path)
+def _export(tmp_path, out, store, budget=0.05) -> dict:
+    return tiny_int8_export(tmp_path, out, budget, choices=store)
 
 
-def _export(out, photos, store, budget=0.05) -> dict:
-    calib, val = photos
-    return export_all(
-        deterministic_weights(build_model("pcarn-test")),
-        out,
-        formats=["onnx"],
-        scales=[2],
-        precisions=["int8"],
-        input_size=(24, 32),
-        provenance={"variant": "pcarn-test"},
-        progress=False,
-        calib=calib,
-        calib_samples=2,
-        val=val,
-        options={"int8_budget": budget},
-        choices=store,
-    )
-
-
-def test_a_second_export_recalls_the_choice_and_writes_the_same_file(tmp_path, photos, monkeypatch):
+def test_a_second_export_recalls_the_choice_and_writes_the_same_file(tmp_path, monkeypatch):
     kept = tmp_path / "choices.json"
-    first = _export(tmp_path / "one", photos, ChoiceStore([], kept))["files"][0]
+    first = _export(tmp_path, tmp_path / "one", ChoiceStore([], kept))["files"][0]
     assert first["choice"] == "made in this run" and kept.is_file()
 
     def search(*args, **kwargs):
         raise AssertionError("the choice was searched again")
 
     monkeypatch.setattr(onnx_exporter, "_wide_choice", search)
-    second = _export(tmp_path / "two", photos, ChoiceStore([kept]))["files"][0]
+    second = _export(tmp_path, tmp_path / "two", ChoiceStore([kept]))["files"][0]
     assert second["choice"] == "recalled from an earlier run"
     assert second[KEPT_WIDER] == first[KEPT_WIDER]
     assert second["parity"]["quantization"]["cost_db"] == first["parity"]["quantization"]["cost_db"]
     assert (tmp_path / "two" / second["path"]).read_bytes() == (tmp_path / "one" / first["path"]).read_bytes()
 
 
-def test_another_budget_searches_again(tmp_path, photos, monkeypatch):
+def test_another_budget_searches_again(tmp_path, monkeypatch):
     kept = tmp_path / "choices.json"
-    _export(tmp_path / "one", photos, ChoiceStore([], kept))
+    _export(tmp_path, tmp_path / "one", ChoiceStore([], kept))
     searched = []
     search = onnx_exporter._wide_choice
     monkeypatch.setattr(onnx_exporter, "_wide_choice", lambda *a: searched.append(a) or search(*a))
-    entry = _export(tmp_path / "two", photos, ChoiceStore([], kept), budget=0.5)["files"][0]
+    entry = _export(tmp_path, tmp_path / "two", ChoiceStore([], kept), budget=0.5)["files"][0]
     assert len(searched) == 1 and entry["choice"] == "made in this run"
     assert len(json.loads(kept.read_text())["entries"]) == 2  # both kept, neither overwritten
 

@@ -16,30 +16,14 @@ from export.mixed import FLOAT_CONVS, KEPT_WIDER
 from export.options import chosen
 from export.pipeline import export_all
 from models import build_model
-from tests.conftest import deterministic_weights, photo_folders
+from tests.conftest import deterministic_weights, tiny_int8_export
 from toolkit.errors import PcarnError
 
 onnx = pytest.importorskip("onnx")
 
 
 def _export(tmp_path, budget: float, fmt: str = "onnx") -> dict:
-    photos, val = photo_folders(tmp_path)  # calibration and selection crops; a separate photo reports
-    out = tmp_path / f"out-{fmt}-{budget}"
-    manifest = export_all(
-        deterministic_weights(build_model("pcarn-test")),
-        out,
-        formats=[fmt],
-        scales=[2],
-        precisions=["int8"],
-        input_size=(24, 32),
-        provenance={"variant": "pcarn-test"},
-        progress=False,
-        calib=photos,
-        calib_samples=2,
-        val=val,
-        options={"int8_budget": budget},
-    )
-    return manifest
+    return tiny_int8_export(tmp_path, tmp_path / f"out-{fmt}-{budget}", budget, fmt)
 
 
 def _sixteen_bit_activations(model) -> int:
