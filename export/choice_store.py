@@ -151,6 +151,7 @@ def _choice(stored: dict) -> WideChoice:
         all_int8_cost_db=float(stored["all_int8_cost_db"]),
         kept_as=stored["kept_as"],
         float_weights=tuple(stored["float_weights"]),
+        float_activations=tuple(stored.get("float_activations", ())),
     )
 
 

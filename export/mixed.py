@@ -59,22 +59,30 @@ class WideChoice:
     all_int8_cost_db: float
     kept_as: str = "16-bit"  # what a wide activation is in the file: 16-bit or float
     float_weights: tuple[str, ...] = ()  # conv weights kept float (their convs run in float)
+    # of ``wide``, those kept float where even 16-bit is not enough (ONNX; the rest are ``kept_as``)
+    float_activations: tuple[str, ...] = ()
 
     def summary(self) -> str:
         weights = f"{len(self.float_weights)} conv weights float, " if self.float_weights else ""
+        kept = self.kept_as
+        if self.float_activations:
+            floats = len(self.float_activations)
+            kept = f"wider ({len(self.wide) - floats} {self.kept_as}, {floats} float)"
         return (
-            f"{weights}{len(self.wide)} of {self.activations} activations {self.kept_as} (predicted cost "
+            f"{weights}{len(self.wide)} of {self.activations} activations {kept} (predicted cost "
             f"{self.predicted_cost_db:+.3f} dB on selection crops; all 8-bit {self.all_int8_cost_db:+.3f} dB)"
         )
 
     def note(self) -> str:
         """The file's metadata and manifest entry (``KEPT_WIDER``)."""
+        floats = f"; float: {', '.join(self.float_activations)}" if self.float_activations else ""
         weights = f"; float weights: {', '.join(self.float_weights)}" if self.float_weights else ""
-        return f"{self.summary()}: {', '.join(self.wide) or 'none'}{weights}"
+        return f"{self.summary()}: {', '.join(self.wide) or 'none'}{floats}{weights}"
 
 
 KEPT_WIDER = "kept_wider"  # metadata key: the activations an int8 file kept wider, and why
 FLOAT_CONVS = "float_convs"  # metadata key: how many convs a mixed int8 file runs in float
+FLOAT_ACTIVATIONS = "float_activations"  # metadata key: an ONNX int8 file's float activations, by name
 
 
 def y_plane(nhwc_rgb: np.ndarray) -> np.ndarray:

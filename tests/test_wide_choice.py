@@ -89,3 +89,39 @@ def test_choosing_float_weights_leaves_the_head_s_weights_untouched():
     chosen = choose_float_weights(head, (feed(lr),), Selection((8, 12), [lr], pairs, 2), 1e-6, feed, unfeed)
     assert chosen  # a tiny budget keeps weights float: candidates were rounded on the way
     assert all(torch.equal(before[k], v) for k, v in head.state_dict().items())
+
+
+def test_a_float_activation_skips_its_q_dq_pair_and_keeps_the_relu_the_quantizer_folded():
+    """ONNX Runtime's quantizer folds each Relu into the range of the Q/DQ pair before it; a float
+    activation's pair is removed, so the Relu must come back (without it the graph is wrong)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from export.common import DeployHead
+    from export.onnx.exporter import simplified_fp32
+    from export.onnx.int8 import quantize_onnx
+    from export.onnx.mixed import _activation_qparams, bypassed, relu_outputs
+    from models import build_model
+    from tests.conftest import deterministic_weights
+
+    head = DeployHead(deterministic_weights(build_model("pcarn-test")), 2).eval()
+    fp32 = simplified_fp32(head, (24, 32), False)
+    rng = np.random.default_rng(0)
+    crops = [rng.random((24, 32, 3), dtype=np.float32) for _ in range(2)]
+    quantized = onnx.load_from_string(quantize_onnx(fp32, crops, activation_bits=16, range_margin=False))
+    names = list(_activation_qparams(quantized))
+    x = np.ascontiguousarray(crops[0].transpose(2, 0, 1))[None]
+
+    def run(model) -> np.ndarray:
+        serialized = model if isinstance(model, bytes) else model.SerializeToString()
+        return ort.InferenceSession(serialized, providers=["CPUExecutionProvider"]).run(None, {"lr": x})[0]
+
+    reference = run(fp32)
+    relus = relu_outputs(onnx.load_from_string(fp32))
+    assert relus & set(names)  # the quantizer did fold Relus into pairs
+    floated = bypassed(quantized, names, relus)  # every activation float: only int8 weights remain
+    assert not any(n.op_type == "QuantizeLinear" for n in floated.graph.node)
+    scales = {scale for pair in _activation_qparams(quantized).values() for scale in pair}
+    assert not scales & {i.name for i in floated.graph.initializer}  # the pairs' parameters went too
+    weights_only = np.abs(run(floated) - reference).max()  # 0.003 when written
+    folded_relus_lost = np.abs(run(bypassed(quantized, names, set())) - reference).max()  # 0.46
+    assert weights_only < 0.02 < folded_relus_lost, (weights_only, folded_relus_lost)

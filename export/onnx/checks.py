@@ -7,7 +7,8 @@ from pathlib import Path
 
 from export.checks import Expectation, GraphReport, counted, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
-from export.mixed import FLOAT_CONVS
+from export.mixed import FLOAT_ACTIVATIONS, FLOAT_CONVS
+from export.onnx.mixed import GRAPH_OUTPUT_SUFFIX
 from export.optional import require
 from export.options import QUANTIZED_PRECISIONS
 from export.shuffle_forms import is_one_hot_shuffle
@@ -88,10 +89,21 @@ def _one_hot_shuffles(model, nodes: list, attr) -> tuple[set[str], int]:
     return names, others
 
 
+def _float_tensors(nodes: list, metadata: dict) -> set[str]:
+    """The activations a mixed file keeps float (``FLOAT_ACTIVATIONS``), as the file names them: the
+    producer's output (a graph output's under the quantizer's suffix) and what the Identity or Relu
+    standing in for the removed Q/DQ pair writes."""
+    names = {n for n in metadata.get(FLOAT_ACTIVATIONS, "").split(",") if n}
+    names |= {n + GRAPH_OUTPUT_SUFFIX for n in names}
+    stand_ins = {n.output[0] for n in nodes if n.op_type in ("Identity", "Relu") and n.input[0] in names}
+    return names | stand_ins
+
+
 def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation) -> None:
-    """QDQ units: every Conv reads int8 weights and quantized activations; every other op sits
-    between DequantizeLinear and QuantizeLinear (so ONNX Runtime runs it on 8-bit data); no
-    DequantizeLinear feeds a QuantizeLinear directly (a float round trip between integer ops)."""
+    """QDQ units: every Conv reads int8 weights and quantized activations (or an activation the
+    mixed choice keeps float); every other op sits between DequantizeLinear and QuantizeLinear (so
+    ONNX Runtime runs it on 8-bit data) unless it touches a float activation; no DequantizeLinear
+    feeds a QuantizeLinear directly (a float round trip between integer ops)."""
     producer = {out: n for n in nodes for out in n.output}
     consumers = collections.defaultdict(list)
     for n in nodes:
@@ -99,6 +111,8 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
             consumers[name].append(n)
     int8_inits = {i.name for i in model.graph.initializer if i.data_type == 3}  # INT8
     outputs = {o.name for o in model.graph.output}
+    metadata = {p.key: p.value for p in model.metadata_props}
+    float_tensors = _float_tensors(nodes, metadata)
 
     def from_dq(name: str) -> bool:
         return name in producer and producer[name].op_type == "DequantizeLinear"
@@ -107,23 +121,29 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     integer = [
         n
         for n in convs
-        if from_dq(n.input[0]) and from_dq(n.input[1]) and producer[n.input[1]].input[0] in int8_inits
+        if (from_dq(n.input[0]) or n.input[0] in float_tensors)
+        and from_dq(n.input[1])
+        and producer[n.input[1]].input[0] in int8_inits
     ]
+    float_inputs = sum(1 for n in integer if n.input[0] in float_tensors)
     floats = {i.name for i in model.graph.initializer if i.data_type == 1}  # FLOAT
     float_weights = [n for n in convs if n.input[1] in floats]
-    metadata = {p.key: p.value for p in model.metadata_props}
     declared_float = int(metadata.get(FLOAT_CONVS, 0))
     report.add(
         "integer_convs",
         len(integer) + len(float_weights) == len(convs) == exp.convs and len(float_weights) == declared_float,
-        f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations "
-        f"(expected {exp.convs}); {len(float_weights)} run float, weights and all "
+        f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations, "
+        f"{float_inputs} of them a declared float activation (expected {exp.convs}); "
+        f"{len(float_weights)} run float, weights and all "
         f"({declared_float} declared by the file's mixed-precision choice)",
     )
     quantization = {"QuantizeLinear", "DequantizeLinear", "Constant", "Shape"}  # Shape reads no data
-    floating = []
+    floating, touching = [], 0
     for n in nodes:
         if n.op_type in quantization:
+            continue
+        if float_tensors & {*n.input, *n.output}:  # reads or writes an activation kept float
+            touching += 1
             continue
         # a Reshape's second input is a shape (computed from Shape in a --dynamic graph), not data
         inputs = n.input[:1] if n.op_type == "Reshape" else n.input
@@ -151,6 +171,8 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     if is_image_file(metadata):
         declared += IMAGE_EDGES
         what += f", an image file's pixel conversions ({counted(IMAGE_EDGES)})"
+    if float_tensors:
+        what += f"; {touching} more read or write one of the file's declared float activations"
     report.add(
         "integer_graph",
         stays_float <= declared and round_trips == 0,

@@ -19,10 +19,18 @@ import torch
 
 from export.image_io import IMAGE, TENSOR, ImageIO, from_images, is_image_file, sample_pixels
 from export.job import ExportJob
-from export.mixed import FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
+from export.mixed import FLOAT_ACTIVATIONS, FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
 from export.onnx.dcr import to_dcr
 from export.onnx.int8 import quantize_onnx
-from export.onnx.mixed import choose_float_weights, choose_wide, conv_nodes, conv_weights
+from export.onnx.mixed import (
+    FLOAT_SHARE,
+    bypassed,
+    choose_float_weights,
+    choose_wide,
+    conv_nodes,
+    conv_weights,
+    relu_outputs,
+)
 from export.optional import require
 from export.options import INT8_BUDGET_DB
 from toolkit.errors import PcarnError
@@ -38,8 +46,8 @@ def export(
 ) -> Path:
     """``job.graph`` (any exit placement and shuffle form, ``export/graph.py``) traced, simplified and
     written; ``dynamic``: height and width left free; ``io="image"``: uint8 NHWC in and out
-    (``export/image_io.py``); int8: the fewest activations 16-bit for ``int8_budget`` dB of PSNR-Y
-    (``export/onnx/mixed.py``)."""
+    (``export/image_io.py``); int8: the fewest activations 16-bit (or float, where 16 bits are not
+    enough) for ``int8_budget`` dB of PSNR-Y (``export/onnx/mixed.py``)."""
     onnx = require("onnx")
     image = io == IMAGE
     key = ("onnx", dynamic, job.form, image)
@@ -50,14 +58,20 @@ def export(
             quantize_onnx(fp32, job.calibration_inputs(), image, activation_bits=16)
         )
     elif job.precision == "int8":
+        rules = ("float activations", FLOAT_SHARE)  # choices made before float activations miss
         choice = job.choice(
-            ("onnx-wide", job.form, image, int8_budget), lambda: _wide_choice(job, graph, image, int8_budget)
+            ("onnx-wide", job.form, image, int8_budget, rules),
+            lambda: _wide_choice(job, graph, image, int8_budget),
         )
-        floating = _float_convs(onnx.load_from_string(fp32), choice)
+        float_model = onnx.load_from_string(fp32)
+        floating = _float_convs(float_model, choice)
         inputs = job.calibration_inputs()
         model = onnx.load_from_string(
             quantize_onnx(fp32, inputs, image, wide=choice.wide, float_convs=floating)
         )
+        if choice.float_activations:
+            model = bypassed(model, choice.float_activations, relu_outputs(float_model))
+            job.metadata[FLOAT_ACTIVATIONS] = ",".join(choice.float_activations)
         job.metadata[KEPT_WIDER] = choice.note()
         job.metadata[FLOAT_CONVS] = len(floating)
     else:
