@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     absent = [str(p) for p in args.results if not p.is_file()]
     if absent:
         parser.error(f"no such results file: {absent[0]}")
-    cells, commands = read_cells(args.results)
+    try:
+        cells, commands = read_cells(args.results)
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(f"not a results file of pcarn export runs ({type(exc).__name__}: {exc})")
     text = render(cells, commands)
     text += f"\nMade by `python -m benchmarks.int8_table {shlex.join(str(p) for p in args.results)}`.\n"
     if args.out:

@@ -13,6 +13,7 @@ import torch
 
 from export.formats import get_format
 from export.mixed import FLOAT_ACTIVATIONS, FLOAT_CONVS, KEPT_WIDER
+from export.onnx.mixed import GRAPH_OUTPUT_SUFFIX
 from export.options import chosen
 from export.pipeline import export_all
 from models import build_model
@@ -38,7 +39,7 @@ def _sixteen_bit_activations(model) -> int:
 def _quantized(model, names: list[str]) -> list[str]:
     """Which of the activations ``names`` a QuantizeLinear reads (a graph output under its suffix)."""
     read = {
-        n.input[0].removesuffix("_QuantizeLinear_Input")
+        n.input[0].removesuffix(GRAPH_OUTPUT_SUFFIX)
         for n in model.graph.node
         if n.op_type == "QuantizeLinear"
     }

@@ -63,3 +63,13 @@ def test_a_missing_results_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "absent.json")])
     assert exit_.value.code == 2 and "no such results file" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_export_results_is_refused_before_writing(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rows": []}))
+    out = tmp_path / "table.md"
+    with pytest.raises(SystemExit) as exit_:
+        main([str(bad), "--out", str(out)])
+    assert exit_.value.code == 2 and "not a results file" in capsys.readouterr().err
+    assert not out.exists()

@@ -132,8 +132,8 @@ def _onnx_int8_checks(report: GraphReport, nodes: list, model, exp: Expectation)
     report.add(
         "integer_convs",
         len(integer) + len(float_weights) == len(convs) == exp.convs and len(float_weights) == declared_float,
-        f"{len(integer)} of {len(convs)} Conv read int8 weights and quantized activations, "
-        f"{float_inputs} of them a declared float activation (expected {exp.convs}); "
+        f"{len(integer)} of {len(convs)} Conv read int8 weights and a quantized activation (or, "
+        f"{float_inputs} of them, a declared float one; expected {exp.convs}); "
         f"{len(float_weights)} run float, weights and all "
         f"({declared_float} declared by the file's mixed-precision choice)",
     )
