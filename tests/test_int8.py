@@ -306,3 +306,22 @@ def test_a_calibration_count_below_one_is_refused_before_any_file(tiny_model, tm
             calib_samples=0,
         )
     assert not any(tmp_path.glob("*.onnx"))
+
+
+def test_coreml_int8_ranges_cover_every_calibration_crop_not_just_the_first(tiny_model):
+    """Core ML's activations are calibrated in PyTorch: every range is the min and max over all the
+    crops. A dark crop first and a bright one after must not leave the bright one clipped (the
+    quantizer's training-time default, a moving average, did: 17 dB against fp32 on bright photos)."""
+    pytest.importorskip("coremltools")
+    from export.coreml.int8 import quantized_head
+
+    head = DeployHead(tiny_model, 2).eval()
+    rng = np.random.default_rng(0)
+    dark = 0.3 * rng.random((12, 16, 3), dtype=np.float32)
+    bright = 0.7 + 0.3 * rng.random((12, 16, 3), dtype=np.float32)
+    quantized = quantized_head(head, (12, 16), [dark, bright])
+    x = torch.from_numpy(np.ascontiguousarray(bright.transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        reference, output = head(x), quantized(x)
+    psnr = 10 * np.log10(1 / float(((output.clamp(0, 1) - reference.clamp(0, 1)) ** 2).mean()))
+    assert psnr > 35, psnr

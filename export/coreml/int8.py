@@ -2,9 +2,15 @@
 
 Core ML's post-conversion activation calibration runs the model through Core ML, which exists only
 on macOS; so activations are calibrated in PyTorch instead (``coremltools.optimize.torch``'s
-``LinearQuantizer``, observers on, fake quantization frozen after calibration), on the same photo
-crops as the other formats, and the converter turns the quantized graph into int8 weights
-(``constexpr_affine_dequantize``) and quantize/dequantize pairs on the activations (iOS 17+).
+``LinearQuantizer``), on the same photo crops as the other formats, and the converter turns the
+quantized graph into int8 weights (``constexpr_affine_dequantize``) and quantize/dequantize pairs on
+the activations (iOS 17+).
+
+Calibration is post-training, as in the other formats: min-max observers over every crop, on the
+float activations (fake quantization stays off until the ranges are final). The quantizer's defaults
+are for training: moving-average observers move 1% a step, so eight crops left each range about
+where the first crop put it, and everything brighter was clipped (PCARN-M x2 on held-out crops:
+17-48 dB PSNR against fp32, 44-46 dB with min-max ranges).
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ def quantized_head(
     """``head`` (NCHW) with symmetric per-channel int8 weights and int8 activations calibrated on
     ``inputs`` (HxWx3 crops), ready to trace."""
     quantization = require("coremltools.optimize.torch.quantization")
+    never = 10**9
     config = quantization.LinearQuantizerConfig.from_dict(
-        # observers and fake quantization on from the first step, never frozen by a schedule
-        {"global_config": {"quantization_scheme": "symmetric", "milestones": [0, 0, 10**9, 10**9]}}
+        {
+            "global_config": {
+                "quantization_scheme": "symmetric",
+                "weight_observer": "min_max",
+                "activation_observer": "min_max",
+                # observers on from the first step; fake quantization and freezing never scheduled
+                "milestones": [0, never, never, never],
+            }
+        }
     )
     sample = torch.rand(1, 3, *input_size)
     with warnings.catch_warnings():
