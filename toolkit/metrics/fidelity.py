@@ -33,11 +33,17 @@ def psnr_y(sr8: np.ndarray, hr8: np.ndarray, border: int) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] @ g[None, :]).view(1, 1, size, size)
+    return g / g.sum()
+
+
+def _gaussian_filter(x: torch.Tensor) -> torch.Tensor:
+    """'Valid' 11x11 Gaussian filtering as two 1-D passes: the 2-D window is the outer product of
+    the 1-D one, so the result is the same, in a fifth of the multiply-adds."""
+    g = _gaussian_1d()
+    return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
 
 
 def ssim_y(sr8: np.ndarray, hr8: np.ndarray, border: int) -> float:
@@ -46,11 +52,10 @@ def ssim_y(sr8: np.ndarray, hr8: np.ndarray, border: int) -> float:
         raise ValueError(f"shapes differ: {sr8.shape} vs {hr8.shape}")
     a = torch.from_numpy(_crop(rgb_to_y(sr8), border))[None, None]
     b = torch.from_numpy(_crop(rgb_to_y(hr8), border))[None, None]
-    window = _gaussian_window()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = F.conv2d(a, window), F.conv2d(b, window)
-    var_a = F.conv2d(a * a, window) - mu_a**2
-    var_b = F.conv2d(b * b, window) - mu_b**2
-    cov = F.conv2d(a * b, window) - mu_a * mu_b
+    mu_a, mu_b = _gaussian_filter(a), _gaussian_filter(b)
+    var_a = _gaussian_filter(a * a) - mu_a**2
+    var_b = _gaussian_filter(b * b) - mu_b**2
+    cov = _gaussian_filter(a * b) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
