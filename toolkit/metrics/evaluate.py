@@ -88,8 +88,10 @@ def evaluate(
     *,
     tile: int = 0,
     lpips: bool = True,
+    baseline: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Mean PSNR-Y/SSIM-Y (and LPIPS), border = scale, of the model and of bicubic, per scale ``xS``."""
+    """Mean PSNR-Y/SSIM-Y (and LPIPS), border = scale, of the model and (``baseline``) of bicubic,
+    per scale ``xS``."""
     network = model if isinstance(model, PCARN) else None
     was_training = network is not None and network.training
     if network is not None:
@@ -105,28 +107,28 @@ def evaluate(
                 sr = upscale_rgb(network, lr, s, tile=tile)
             else:
                 sr = to_uint8(model.upscale(lr, s))
-            rows.append(image_scores(sr, hr, bicubic_upscale(lr8, s), s, lpips=lpips))
+            bicubic = bicubic_upscale(lr8, s) if baseline else None
+            rows.append(image_scores(sr, hr, bicubic, s, lpips=lpips))
         results[f"x{s}"] = mean_scores(rows)
     if network is not None:
         network.train(was_training)
     return results
 
 
-def image_scores(sr: np.ndarray, hr: np.ndarray, bic: np.ndarray, scale: int, *, lpips: bool) -> dict:
-    """Every metric of one SR image and of its bicubic baseline against the HR photo."""
-    row = {
-        "psnr_y": psnr_y(sr, hr, scale),
-        "ssim_y": ssim_y(sr, hr, scale),
-        "bicubic_psnr_y": psnr_y(bic, hr, scale),
-        "bicubic_ssim_y": ssim_y(bic, hr, scale),
-    }
+def image_scores(sr: np.ndarray, hr: np.ndarray, bic: np.ndarray | None, scale: int, *, lpips: bool) -> dict:
+    """Every metric of one SR image and of its bicubic baseline (where given) against the HR photo."""
+    row = {"psnr_y": psnr_y(sr, hr, scale), "ssim_y": ssim_y(sr, hr, scale)}
+    if bic is not None:
+        row.update(bicubic_psnr_y=psnr_y(bic, hr, scale), bicubic_ssim_y=ssim_y(bic, hr, scale))
     if lpips:
         row["lpips"] = lpips_rgb8(sr, hr, scale)
-        row["bicubic_lpips"] = lpips_rgb8(bic, hr, scale)
+        if bic is not None:
+            row["bicubic_lpips"] = lpips_rgb8(bic, hr, scale)
     return row
 
 
 def mean_scores(rows: list[dict]) -> dict[str, float]:
     mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
-    mean["gain_db"] = mean["psnr_y"] - mean["bicubic_psnr_y"]
+    if "bicubic_psnr_y" in mean:
+        mean["gain_db"] = mean["psnr_y"] - mean["bicubic_psnr_y"]
     return mean
