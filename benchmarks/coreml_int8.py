@@ -22,7 +22,9 @@ import torch
 
 from export.common import DeployHead, default_input_size
 from export.coreml.int8 import quantized_head
-from export.options import parse_size
+from export.coreml.mixed import float_choice
+from export.mixed import selection_of
+from export.options import INT8_BUDGET_DB, parse_size
 from export.quant_cost import METRICS, WindowedHead
 from toolkit.calibration import DEFAULT_SAMPLES, calibration_set
 from toolkit.errors import PcarnError
@@ -38,16 +40,20 @@ def reference_costs(
     calib: str | None,
     val: str,
     samples: int = DEFAULT_SAMPLES,
+    budget: float = INT8_BUDGET_DB,
 ) -> list[dict]:
     """One row per head of ``net`` (named ``model`` in the rows): the fp32 head's and the calibrated
-    int8 graph's metrics on ``val``, and the cost."""
+    int8 graph's metrics on ``val``, and the cost; the activations kept float are chosen for
+    ``budget`` as ``pcarn export`` chooses them (a huge budget: plain W8A8)."""
     calibration = calibration_set(calib)
     images = validation_images(val)
     rows = []
     for scale in scales:
         head = DeployHead(net, scale).eval()
         size = input_size or default_input_size(scale)
-        int8 = quantized_head(head, size, calibration.crops(scale, size, samples))
+        chosen_on = selection_of(calibration, scale, size, samples)
+        choice = float_choice(quantized_head(head, chosen_on.size, chosen_on.crops), head, chosen_on, budget)
+        int8 = quantized_head(head, size, calibration.crops(scale, size, samples), choice.wide)
         fp32 = evaluate(WindowedHead(head, size), images, (scale,), baseline=False)[f"x{scale}"]
         file = evaluate(WindowedHead(head, size, int8), images, (scale,), baseline=False)[f"x{scale}"]
         rows.append(
@@ -56,6 +62,8 @@ def reference_costs(
                 "scale": scale,
                 "input_size": f"{size[0]}x{size[1]}",
                 "cost_db": round(fp32["psnr_y"] - file["psnr_y"], 3),
+                "budget_db": budget,
+                "kept": choice.summary(),
                 "pytorch_fp32": {k: round(fp32[k], 4) for k in METRICS},
                 "int8_reference": {k: round(file[k], 4) for k in METRICS},
                 "photos": sorted(images),
@@ -71,18 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", default=None, help="fixed LR input HxW (default: 720p output)")
     parser.add_argument("--calib", default=None, help="photo folder (default: as pcarn export)")
     parser.add_argument("--val", default="skimage", help="skimage, held-out:DIR or a folder")
+    parser.add_argument("--int8-budget", type=float, default=INT8_BUDGET_DB, help="dB (1000: plain W8A8)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = parser.parse_args(argv)
     try:
         scales = tuple(int(s) for s in args.scales.split(","))
         size = parse_size(args.input_size) if args.input_size else None
         net = load_any(args.model, quiet=True).model
-        rows = reference_costs(net, args.model, scales, size, args.calib, args.val)
+        rows = reference_costs(net, args.model, scales, size, args.calib, args.val, budget=args.int8_budget)
     except (PcarnError, ValueError) as exc:
         print(f"coreml_int8: {exc}", file=sys.stderr)
         return 2
     for row in rows:
-        print(f"{row['model']} x{row['scale']} {row['input_size']}: cost {row['cost_db']:+.3f} dB PSNR-Y")
+        head = f"{row['model']} x{row['scale']} {row['input_size']}"
+        print(f"{head}: cost {row['cost_db']:+.3f} dB PSNR-Y; {row['kept']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

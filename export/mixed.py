@@ -155,10 +155,22 @@ class Selection:
     border: int  # the metric's: ``scale`` pixels at each edge
 
 
+def selection_size(input_size: tuple[int, int]) -> tuple[int, int]:
+    """``SELECT_SIZE``, or the file's own input size where that is smaller."""
+    return (min(SELECT_SIZE[0], input_size[0]), min(SELECT_SIZE[1], input_size[1]))
+
+
+def selection_of(calibration, scale: int, input_size: tuple[int, int], samples: int) -> Selection:
+    """What ``selection`` gives an export job, from a ``toolkit.calibration.CalibrationSet``."""
+    size = selection_size(input_size)
+    pairs = calibration.pairs(scale, size, SELECT_SAMPLES, seed=1, long_side=HELD_OUT_LONG_SIDE)
+    return Selection(size, calibration.crops(scale, size, samples), pairs, scale)
+
+
 def selection(job) -> Selection:
-    """``job``'s (an ``export.job.ExportJob``) selection crops, at ``SELECT_SIZE`` or its own size
-    where that is smaller."""
-    size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
+    """``job``'s (an ``export.job.ExportJob``) selection crops (``selection_of``), shared by the
+    head's files in the run."""
+    size = selection_size(job.input_size)
     crops = job.calibration_inputs(size)  # first: it refuses a job without calibration photos
     scale = int(job.metadata["scale"])
     pairs = job.reuse(

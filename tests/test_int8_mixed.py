@@ -108,17 +108,45 @@ def test_a_pt2e_budget_leaves_activations_float_and_the_file_runs_as_chosen(tmp_
     assert tight_entry["parity"]["psnr_db"] > loose_entry["parity"]["psnr_db"] + 3
 
 
-def test_formats_without_per_tensor_precision_refuse_a_budget():
-    with pytest.raises(PcarnError, match="coreml does not take --int8-budget"):
+def test_formats_without_int8_refuse_a_budget():
+    with pytest.raises(PcarnError, match="executorch-vulkan does not take --int8-budget"):
         export_all(
             build_model("pcarn-test"),
             "unused",
-            formats=["onnx", "coreml"],
+            formats=["onnx", "executorch-vulkan"],
             scales=[2],
             precisions=["int8"],
             progress=False,
             options={"int8_budget": 0.1},
         )
+
+
+def test_a_core_ml_budget_leaves_activations_float_and_the_program_declares_them(tmp_path):
+    """Core ML cannot run here: the choice is made on the program's PyTorch reference, and the
+    checks count the convs that read a float activation against what the file declares."""
+    pytest.importorskip("coremltools")
+    from export.coreml.checks import coreml_program
+
+    loose, tight = _export(tmp_path, 100.0, "coreml"), _export(tmp_path, 1e-6, "coreml")
+    (loose_entry,), (tight_entry,) = loose["files"], tight["files"]
+    assert loose_entry[KEPT_WIDER].startswith("0 of ")
+    kept, total = (
+        int(n) for n in re.match(r"(\d+) of (\d+) activations float", tight_entry[KEPT_WIDER]).groups()
+    )
+    assert 0 < kept <= total
+    declared, quantize_ops = [], []
+    for budget, manifest in ((100.0, loose), (1e-6, tight)):
+        path = tmp_path / f"out-coreml-{budget}" / manifest["files"][0]["path"]
+        model, operations = coreml_program(path)
+        declared.append(int(model.user_defined_metadata[FLOAT_CONVS]))
+        quantize_ops.append(sum(1 for op in operations if op.type == "quantize"))
+    assert declared[0] == 0 and declared[1] > 0
+    # the program is what the note says: a quantize op for each int8 activation (input mean aside)
+    assert quantize_ops[0] >= total and quantize_ops[1] == quantize_ops[0] - kept
+    for entry in (loose_entry, tight_entry):
+        failed = {k: c["detail"] for k, c in entry["checks"].items() if c["passed"] is False}
+        assert not failed, failed
+        assert entry["parity"]["passed"], entry["parity"]
 
 
 def test_a_tied_unit_with_one_float_call_lowers_to_xnnpack_and_runs(tmp_path):

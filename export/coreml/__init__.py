@@ -13,7 +13,7 @@ FORMAT = ExportFormat.declare(
     extra="coreml",
     export_modules=("coremltools",),
     runtime_module="coremltools",
-    options=("dynamic", "io"),
+    options=("dynamic", "io", "int8_budget"),
     precisions=("fp32", "fp16", "int8"),
 )
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from export.checks import Expectation, GraphReport, grouped_check, unique_bytes, weight_check
 from export.image_io import is_image_file
+from export.mixed import FLOAT_CONVS
 from export.optional import require
 
 
@@ -62,7 +63,8 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
     if precision == "int8":  # int8 weights and the biases; scales and zero points are parameters
         tensors = [m.val for name, m in weights.items() if not name.endswith(("_scale", "_zero_point"))]
-        _coreml_int8_checks(report, operations, exp)
+        declared = int(model.user_defined_metadata.get(FLOAT_CONVS, 0))
+        _coreml_int8_checks(report, operations, exp, declared)
     weight_check(report, unique_bytes(tensors), exp, precision)
     return report
 
@@ -84,24 +86,24 @@ def _image_types_check(report: GraphReport, model) -> None:
     )
 
 
-def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation) -> None:
+def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation, float_convs: int) -> None:
     """W8A8: every conv reads an int8 weight (constexpr_affine_dequantize) and a dequantized int8
-    activation."""
+    activation, but the ``float_convs`` the file declares (activations its mixed-precision choice
+    kept float, ``export/coreml/mixed.py``), which read a float one."""
     producer = {out.name: op for op in operations for out in op.outputs}
 
     def made_by(name: str, kind: str) -> bool:
         return name in producer and producer[name].type == kind
 
     convs = [op for op in operations if op.type == "conv"]
-    integer = [
-        op
-        for op in convs
-        if made_by(op.inputs["weight"].arguments[0].name, "constexpr_affine_dequantize")
-        and made_by(op.inputs["x"].arguments[0].name, "dequantize")
+    int8_weights = [
+        op for op in convs if made_by(op.inputs["weight"].arguments[0].name, "constexpr_affine_dequantize")
     ]
+    integer = [op for op in int8_weights if made_by(op.inputs["x"].arguments[0].name, "dequantize")]
+    floating = len(int8_weights) - len(integer)
     report.add(
         "integer_convs",
-        len(integer) == len(convs) == exp.convs,
-        f"{len(integer)} of {len(convs)} conv read int8 weights and quantized activations "
-        f"(expected {exp.convs})",
+        len(int8_weights) == len(convs) == exp.convs and floating == float_convs,
+        f"{len(integer)} of {len(convs)} conv read int8 weights and quantized activations, {floating} "
+        f"int8 weights and a float activation ({float_convs} declared; expected {exp.convs} convs)",
     )

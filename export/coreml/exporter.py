@@ -18,20 +18,29 @@ import torch
 
 from export.common import DeployHead
 from export.coreml.int8 import quantized_head
+from export.coreml.mixed import float_choice, float_convs
 from export.coreml.parity import coreml_static_parity
 from export.image_io import IMAGE, TENSOR, LevelsOut, from_images, is_image_file
 from export.job import ExportJob
+from export.mixed import FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
 from export.optional import require
+from export.options import INT8_BUDGET_DB
 
 
-def export(job: ExportJob, io: str = TENSOR, dynamic: bool = False) -> Path:
+def export(
+    job: ExportJob, io: str = TENSOR, dynamic: bool = False, int8_budget: float = INT8_BUDGET_DB
+) -> Path:
     """``dynamic``: a few enumerated input sizes (the export size, the LR sizes of 720p and 1080p
     outputs, a 256x256 tile), which keep a model on the Neural Engine where flexible ranges may not
-    (coremltools #1764, #2370)."""
+    (coremltools #1764, #2370); int8: the fewest activations float for ``int8_budget`` dB of PSNR-Y
+    (``export/coreml/mixed.py``)."""
     ct = require("coremltools")
     image = io == IMAGE
     if job.precision == "int8":
-        graph = quantized_head(job.graph, job.input_size, job.calibration_inputs())
+        choice = job.choice(("coreml-float", int8_budget), lambda: _float_choice(job, int8_budget))
+        graph = quantized_head(job.graph, job.input_size, job.calibration_inputs(), choice.wide)
+        job.metadata[KEPT_WIDER] = choice.note()
+        job.metadata[FLOAT_CONVS] = float_convs(graph)
         traced = _traced(LevelsOut(graph) if image else graph)
     else:
         traced = job.reuse(
@@ -74,6 +83,13 @@ def export(job: ExportJob, io: str = TENSOR, dynamic: bool = False) -> Path:
     model.user_defined_metadata.update({k: str(v) for k, v in metadata.items()})
     model.save(str(job.path))
     return job.path
+
+
+def _float_choice(job: ExportJob, budget: float) -> WideChoice:
+    """The head's float activations, chosen on its graph calibrated at the selection size."""
+    chosen_on = selection(job)
+    calibrated = quantized_head(job.graph, chosen_on.size, chosen_on.crops)
+    return float_choice(calibrated, job.graph, chosen_on, budget)
 
 
 def enumerated_sizes(size: tuple[int, int], scale: int) -> list[tuple[int, int]]:

@@ -20,14 +20,20 @@ import warnings
 import numpy as np
 import torch
 
+from export.coreml.mixed import activations, with_float
 from export.optional import require
+from toolkit.errors import PcarnError
 
 
 def quantized_head(
-    head: torch.nn.Module, input_size: tuple[int, int], inputs: list[np.ndarray]
-) -> torch.nn.Module:
+    head: torch.nn.Module,
+    input_size: tuple[int, int],
+    inputs: list[np.ndarray],
+    float_activations: tuple[str, ...] = (),
+) -> torch.fx.GraphModule:
     """``head`` (NCHW) with symmetric per-channel int8 weights and int8 activations calibrated on
-    ``inputs`` (HxWx3 crops), ready to trace."""
+    ``inputs`` (HxWx3 crops), ready to trace; ``float_activations`` (``export/coreml/mixed.py``'s
+    choice) skip their quantize/dequantize pairs."""
     quantization = require("coremltools.optimize.torch.quantization")
     never = 10**9
     config = quantization.LinearQuantizerConfig.from_dict(
@@ -50,4 +56,10 @@ def quantized_head(
         with torch.no_grad():
             for crop in inputs:
                 prepared(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None])
-        return quantizer.finalize(inplace=False).eval()
+        graph = quantizer.finalize(inplace=False).eval()
+    missing = set(float_activations) - set(activations(graph))
+    if missing:  # the choice was made on another graph
+        raise PcarnError(
+            f"Core ML mixed precision chose {sorted(missing)[0]!r}, which this graph does not have"
+        )
+    return with_float(graph, float_activations) if float_activations else graph

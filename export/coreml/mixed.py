@@ -1,0 +1,88 @@
+"""Mixed precision for Core ML int8: the noisiest activations stay float, as in TFLite and ExecuTorch.
+
+A Core ML int8 program is converted from the calibrated PyTorch graph (``export/coreml/int8.py``),
+which quantizes each activation with an explicit ``quantize_per_tensor`` / ``dequantize`` pair. The
+candidates of the choice are that graph with some pairs bypassed, so the rule is ``export/mixed.py``'s
+(measured on the selection crops, never on the photos costs are reported on); a conv that reads a
+float activation runs in float16 on device, its weights still int8. Plain W8A8 costs PCARN-M x2
++0.92 dB PSNR-Y on held-out photos (``benchmarks/coreml_int8.py``), far over the budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from export.mixed import Selection, WideChoice, choose_kept, y_plane
+
+KEPT_AS = "float"
+
+
+def _is_quantize(node: torch.fx.Node) -> bool:
+    return node.op == "call_function" and node.target is torch.quantize_per_tensor
+
+
+def _is_dequantize(node: torch.fx.Node) -> bool:
+    return node.op == "call_method" and node.target == "dequantize"
+
+
+def activations(graph: torch.fx.GraphModule) -> list[str]:
+    """The quantized activations of the calibrated graph, by the name of the node that makes them
+    (constants such as the input mean excepted)."""
+    return [
+        n.args[0].name
+        for n in graph.graph.nodes
+        if _is_quantize(n) and isinstance(n.args[0], torch.fx.Node) and n.args[0].op != "get_attr"
+    ]
+
+
+def with_float(graph: torch.fx.GraphModule, names: Iterable[str]) -> torch.fx.GraphModule:
+    """A copy of ``graph`` whose ``names`` activations skip their quantize/dequantize pairs."""
+    model = copy.deepcopy(graph)
+    kept = set(names)
+    for quantize in [n for n in model.graph.nodes if _is_quantize(n)]:
+        if isinstance(quantize.args[0], torch.fx.Node) and quantize.args[0].name in kept:
+            for dequantize in [u for u in quantize.users if _is_dequantize(u)]:
+                dequantize.replace_all_uses_with(quantize.args[0])
+    model.graph.eliminate_dead_code()
+    model.recompile()
+    return model
+
+
+def float_convs(graph: torch.fx.GraphModule) -> int:
+    """How many convs of ``graph`` read a float activation (they run in float on device)."""
+
+    def is_conv(module: torch.nn.Module) -> bool:  # a conv, or a conv fused with its ReLU
+        first = module[0] if isinstance(module, torch.nn.Sequential) and len(module) else module
+        return isinstance(first, torch.nn.Conv2d)
+
+    convs = [n for n in graph.graph.nodes if n.op == "call_module" and is_conv(graph.get_submodule(n.target))]
+    return sum(1 for n in convs if not _is_dequantize(n.args[0]))
+
+
+def float_choice(
+    calibrated: torch.fx.GraphModule, head: torch.nn.Module, chosen_on: Selection, budget_db: float
+) -> WideChoice:
+    """The fewest activations of ``calibrated`` (the head's int8 graph, calibrated on the selection
+    crops at their size) to leave float for the predicted cost on the selection pairs to fit
+    ``budget_db``."""
+    names = activations(calibrated)
+    inputs = [
+        torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None] for lr, _ in chosen_on.pairs
+    ]
+
+    def run(graph) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [y_plane(graph(x)[0].permute(1, 2, 0).numpy()) for x in inputs]
+
+    def outputs(narrow: Sequence[str]) -> list[np.ndarray]:
+        narrowed = set(narrow)
+        return run(with_float(calibrated, [n for n in names if n not in narrowed]))
+
+    hr = [h for _, h in chosen_on.pairs]
+    choice = choose_kept(names, outputs, run(head.eval()), hr, budget_db, chosen_on.border, KEPT_AS)
+    return dataclasses.replace(choice, activations=len(names))
