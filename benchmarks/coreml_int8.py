@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from export.common import DeployHead, default_input_size
-from export.coreml.int8 import quantized_head
-from export.coreml.mixed import float_choice
+from export.coreml.int8 import chosen_float, quantized_head
 from export.mixed import selection_of
 from export.options import INT8_BUDGET_DB, parse_size
 from export.quant_cost import METRICS, WindowedHead
@@ -52,7 +51,7 @@ def reference_costs(
         head = DeployHead(net, scale).eval()
         size = input_size or default_input_size(scale)
         chosen_on = selection_of(calibration, scale, size, samples)
-        choice = float_choice(quantized_head(head, chosen_on.size, chosen_on.crops), head, chosen_on, budget)
+        choice = chosen_float(head, chosen_on, budget)
         int8 = quantized_head(head, size, calibration.crops(scale, size, samples), choice.wide)
         fp32 = evaluate(WindowedHead(head, size), images, (scale,), baseline=False)[f"x{scale}"]
         file = evaluate(WindowedHead(head, size, int8), images, (scale,), baseline=False)[f"x{scale}"]
@@ -83,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = parser.parse_args(argv)
     try:
+        if not args.int8_budget > 0:
+            raise ValueError(f"--int8-budget must be a positive number of dB, got {args.int8_budget}")
         scales = tuple(int(s) for s in args.scales.split(","))
         size = parse_size(args.input_size) if args.input_size else None
         net = load_any(args.model, quiet=True).model

@@ -30,9 +30,17 @@ def test_the_reference_cost_is_fp32_minus_the_int8_graph_on_the_photos(tmp_path)
     assert 0 < row["cost_db"] < 3 and int8["lpips"] >= 0  # rounding costs something, not the picture
 
 
-def test_a_model_that_does_not_exist_is_one_line_and_exit_2(capsys):
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--model", "no-such-model", "--input-size", "12x16"], "no-such-model"),
+        (["--model", "pcarn-m", "--int8-budget", "-1"], "-1"),
+        (["--model", "pcarn-m", "--input-size", "12by16"], "12by16"),
+    ],
+)
+def test_bad_input_is_one_line_naming_it_and_exit_2(capsys, args, named):
     from benchmarks.coreml_int8 import main
 
-    assert main(["--model", "no-such-model", "--input-size", "12x16"]) == 2
+    assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("coreml_int8:") and "\n" not in err
+    assert err.startswith("coreml_int8:") and "\n" not in err and named in err

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from export.common import DeployHead
-from export.coreml.int8 import quantized_head
-from export.coreml.mixed import float_choice, float_convs
+from export.coreml.int8 import chosen_float, quantized_head
+from export.coreml.mixed import float_convs
 from export.coreml.parity import coreml_static_parity
 from export.image_io import IMAGE, TENSOR, LevelsOut, from_images, is_image_file
 from export.job import ExportJob
-from export.mixed import FLOAT_CONVS, KEPT_WIDER, WideChoice, selection
+from export.mixed import FLOAT_CONVS, KEPT_WIDER, selection
 from export.optional import require
 from export.options import INT8_BUDGET_DB
 
@@ -37,7 +37,9 @@ def export(
     ct = require("coremltools")
     image = io == IMAGE
     if job.precision == "int8":
-        choice = job.choice(("coreml-float", int8_budget), lambda: _float_choice(job, int8_budget))
+        choice = job.choice(
+            ("coreml-float", int8_budget), lambda: chosen_float(job.graph, selection(job), int8_budget)
+        )
         graph = quantized_head(job.graph, job.input_size, job.calibration_inputs(), choice.wide)
         job.metadata[KEPT_WIDER] = choice.note()
         job.metadata[FLOAT_CONVS] = float_convs(graph)
@@ -83,13 +85,6 @@ def export(
     model.user_defined_metadata.update({k: str(v) for k, v in metadata.items()})
     model.save(str(job.path))
     return job.path
-
-
-def _float_choice(job: ExportJob, budget: float) -> WideChoice:
-    """The head's float activations, chosen on its graph calibrated at the selection size."""
-    chosen_on = selection(job)
-    calibrated = quantized_head(job.graph, chosen_on.size, chosen_on.crops)
-    return float_choice(calibrated, job.graph, chosen_on, budget)
 
 
 def enumerated_sizes(size: tuple[int, int], scale: int) -> list[tuple[int, int]]:

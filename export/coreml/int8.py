@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from export.coreml.mixed import activations, with_float
+from export.coreml.mixed import activations, float_choice, with_float
+from export.mixed import Selection, WideChoice
 from export.optional import require
 from toolkit.errors import PcarnError
 
@@ -63,3 +64,10 @@ def quantized_head(
             f"Core ML mixed precision chose {sorted(missing)[0]!r}, which this graph does not have"
         )
     return with_float(graph, float_activations) if float_activations else graph
+
+
+def chosen_float(head: torch.nn.Module, chosen_on: Selection, budget_db: float) -> WideChoice:
+    """``export/coreml/mixed.py``'s choice for ``head``, made on its graph calibrated on the
+    selection crops at their size (activation names do not depend on it)."""
+    calibrated = quantized_head(head, chosen_on.size, chosen_on.crops)
+    return float_choice(calibrated, head, chosen_on, budget_db)
