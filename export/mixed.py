@@ -160,11 +160,18 @@ def selection_size(input_size: tuple[int, int]) -> tuple[int, int]:
     return (min(SELECT_SIZE[0], input_size[0]), min(SELECT_SIZE[1], input_size[1]))
 
 
+def _selection_pairs(calibration, scale: int, size: tuple[int, int]) -> list:
+    """The LR/HR crops a choice is judged on: seeded apart from the calibration crops, the photos
+    shrunk like the validation photos."""
+    return calibration.pairs(scale, size, SELECT_SAMPLES, seed=1, long_side=HELD_OUT_LONG_SIDE)
+
+
 def selection_of(calibration, scale: int, input_size: tuple[int, int], samples: int) -> Selection:
     """What ``selection`` gives an export job, from a ``toolkit.calibration.CalibrationSet``."""
     size = selection_size(input_size)
-    pairs = calibration.pairs(scale, size, SELECT_SAMPLES, seed=1, long_side=HELD_OUT_LONG_SIDE)
-    return Selection(size, calibration.crops(scale, size, samples), pairs, scale)
+    return Selection(
+        size, calibration.crops(scale, size, samples), _selection_pairs(calibration, scale, size), scale
+    )
 
 
 def selection(job) -> Selection:
@@ -174,7 +181,6 @@ def selection(job) -> Selection:
     crops = job.calibration_inputs(size)  # first: it refuses a job without calibration photos
     scale = int(job.metadata["scale"])
     pairs = job.reuse(
-        ("selection", job.calibration.source, size),
-        lambda: job.calibration.pairs(scale, size, SELECT_SAMPLES, seed=1, long_side=HELD_OUT_LONG_SIDE),
+        ("selection", job.calibration.source, size), lambda: _selection_pairs(job.calibration, scale, size)
     )
     return Selection(size, crops, pairs, scale)
