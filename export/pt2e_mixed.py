@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import operator
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from export.mixed import WEIGHT_SHARE, Selection, WideChoice, choose_kept, y_plane
+from export.mixed import Selection, WideChoice, choose_kept, y_plane
 from export.pt2e_annotate import RELU, calibrated
+from export.weight_choice import choose_rounded
 
 KEPT_AS = "float"
 
@@ -46,13 +46,6 @@ def _read(node: torch.fx.Node) -> torch.fx.Node:
     return node
 
 
-def int8_round_trip(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` through per-output-channel symmetric int8 ([-127, 127]), as both quantizers store it."""
-    absmax = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
-    scale = (absmax / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
-    return torch.round(weight / scale).clamp(-127, 127) * scale
-
-
 def choose_float_weights(
     head: torch.nn.Module,
     sample: tuple,
@@ -61,35 +54,16 @@ def choose_float_weights(
     feed: Callable[[np.ndarray], torch.Tensor],
     unfeed: Callable[[torch.Tensor], np.ndarray],
 ) -> tuple[str, ...]:
-    """The convs (node names of the exported graph, every call of a tied weight) to keep float for
-    int8 weights alone (activations float) to cost at most ``WEIGHT_SHARE`` of the selection share of
-    ``budget_db`` on the selection crops (their mean cost). The candidates round a copy's weights:
-    an exported module shares its parameters with ``head``."""
+    """The convs (node names of the exported graph, every call of a tied weight) to keep float
+    (``export/weight_choice.py``). The candidates round an exported copy's weights: an exported
+    module shares its parameters with ``head``."""
     graph = torch.export.export(copy.deepcopy(head).eval(), sample).module()
     calls: dict[str, list[str]] = {}  # weight attribute -> the convs that read it
     for node in graph.graph.nodes:
         conv = node.op == "call_function" and node.target == torch.ops.aten.conv2d.default
         if conv and node.args[1].op == "get_attr":
             calls.setdefault(node.args[1].target, []).append(node.name)
-    weights = {name: operator.attrgetter(name)(graph) for name in calls}
-    original = {name: w.detach().clone() for name, w in weights.items()}
-    rounded = {name: int8_round_trip(w) for name, w in original.items()}
-    inputs = [feed(lr) for lr, _ in chosen_on.pairs]
-
-    def run(net: Callable[[torch.Tensor], torch.Tensor]) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [y_plane(unfeed(net(x))) for x in inputs]
-
-    def outputs(narrow: Sequence[str]) -> list[np.ndarray]:
-        with torch.no_grad():
-            for name, w in weights.items():
-                w.copy_(rounded[name] if name in narrow else original[name])
-        return run(graph)
-
-    hr = [h for _, h in chosen_on.pairs]
-    budget = WEIGHT_SHARE * budget_db
-    chosen = choose_kept(list(calls), outputs, run(head), hr, budget, chosen_on.border, KEPT_AS).wide
-    return tuple(conv for name in chosen for conv in calls[name])
+    return choose_rounded(graph, calls, head, chosen_on, budget_db, feed, unfeed)
 
 
 def check_names(converted: torch.fx.GraphModule, names: Iterable[str]) -> None:
