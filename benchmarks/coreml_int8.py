@@ -52,7 +52,8 @@ def reference_costs(
         size = input_size or default_input_size(scale)
         chosen_on = selection_of(calibration, scale, size, samples)
         choice = chosen_float(head, chosen_on, budget)
-        int8 = quantized_head(head, size, calibration.crops(scale, size, samples), choice.wide)
+        crops = calibration.crops(scale, size, samples)
+        int8 = quantized_head(head, size, crops, choice.wide, choice.float_weights)
         fp32 = evaluate(WindowedHead(head, size), images, (scale,), baseline=False)[f"x{scale}"]
         file = evaluate(WindowedHead(head, size, int8), images, (scale,), baseline=False)[f"x{scale}"]
         rows.append(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from export.common import DeployHead
 from export.formats import get_format
 from export.mixed import FLOAT_ACTIVATIONS, FLOAT_CONVS, KEPT_WIDER
 from export.onnx.mixed import GRAPH_OUTPUT_SUFFIX
@@ -121,32 +122,56 @@ def test_formats_without_int8_refuse_a_budget():
         )
 
 
-def test_a_core_ml_budget_leaves_activations_float_and_the_program_declares_them(tmp_path):
-    """Core ML cannot run here: the choice is made on the program's PyTorch reference, and the
-    checks count the convs that read a float activation against what the file declares."""
+def test_a_core_ml_budget_keeps_weights_then_activations_float_and_the_program_declares_them(tmp_path):
+    """Core ML cannot run here: the choice is made on the program's PyTorch reference, weights first
+    (convs left out of quantization), and the checks count the convs that run float against what the
+    file declares."""
     pytest.importorskip("coremltools")
     from export.coreml.checks import coreml_program
 
     loose, tight = _export(tmp_path, 100.0, "coreml"), _export(tmp_path, 1e-6, "coreml")
     (loose_entry,), (tight_entry,) = loose["files"], tight["files"]
     assert loose_entry[KEPT_WIDER].startswith("0 of ")
-    kept, total = (
-        int(n) for n in re.match(r"(\d+) of (\d+) activations float", tight_entry[KEPT_WIDER]).groups()
+    weights, kept, total = (
+        int(n)
+        for n in re.match(
+            r"(\d+) conv weights float, (\d+) of (\d+) activations float", tight_entry[KEPT_WIDER]
+        ).groups()
     )
-    assert 0 < kept <= total
-    declared, quantize_ops = [], []
+    assert weights > 0 and 0 <= kept <= total
+    declared, quantize_ops, float_weight_convs = [], [], []
     for budget, manifest in ((100.0, loose), (1e-6, tight)):
         path = tmp_path / f"out-coreml-{budget}" / manifest["files"][0]["path"]
         model, operations = coreml_program(path)
         declared.append(int(model.user_defined_metadata[FLOAT_CONVS]))
         quantize_ops.append(sum(1 for op in operations if op.type == "quantize"))
-    assert declared[0] == 0 and declared[1] > 0
-    # the program is what the note says: a quantize op for each int8 activation (input mean aside)
-    assert quantize_ops[0] >= total and quantize_ops[1] == quantize_ops[0] - kept
+        producer = {out.name: op.type for op in operations for out in op.outputs}
+        float_weight_convs.append(
+            sum(
+                1
+                for op in operations
+                if op.type == "conv"
+                and producer.get(op.inputs["weight"].arguments[0].name) != "constexpr_affine_dequantize"
+            )
+        )
+    # a chosen conv module may be called more than once (tied weights): each call runs float
+    assert declared[0] == float_weight_convs[0] == 0
+    assert declared[1] >= float_weight_convs[1] >= weights
+    # the program is what the note says: a quantize op for each int8 activation left (input mean aside)
+    assert quantize_ops[1] <= quantize_ops[0] - kept
     for entry in (loose_entry, tight_entry):
         failed = {k: c["detail"] for k, c in entry["checks"].items() if c["passed"] is False}
         assert not failed, failed
         assert entry["parity"]["passed"], entry["parity"]
+
+
+def test_a_core_ml_choice_from_another_model_is_refused(tiny_model):
+    pytest.importorskip("coremltools")
+    from export.coreml.int8 import quantized_head
+
+    crop = np.zeros((12, 16, 3), dtype=np.float32)
+    with pytest.raises(PcarnError, match="conv 'net.nowhere', which this head does not have"):
+        quantized_head(DeployHead(tiny_model, 2).eval(), (12, 16), [crop], float_weights=("net.nowhere",))
 
 
 def test_a_tied_unit_with_one_float_call_lowers_to_xnnpack_and_runs(tmp_path):
@@ -182,3 +207,20 @@ def test_a_tied_unit_with_one_float_call_lowers_to_xnnpack_and_runs(tmp_path):
     with torch.no_grad():
         reference = head(torch.from_numpy(x)).numpy()
     assert np.abs(runner(path)(x) - reference).max() < 0.1  # it loads, and runs as an int8 graph does
+
+
+def test_a_core_ml_graph_with_every_weight_and_activation_float_is_the_fp32_head(tiny_model):
+    """Nothing else is rounded: the quantizer's own 8-bit copy of the input mean shifted the whole
+    picture by up to 0.0009 (more than PCARN-M's int8 weights cost), so constants stay float."""
+    pytest.importorskip("coremltools")
+    from export.coreml.int8 import quantized_head
+    from export.coreml.mixed import activations
+
+    head = DeployHead(tiny_model, 2).eval()
+    crop = np.random.default_rng(0).random((12, 16, 3), dtype=np.float32)
+    convs = tuple(n for n, m in head.named_modules() if isinstance(m, torch.nn.Conv2d))
+    names = activations(quantized_head(head, (12, 16), [crop], float_weights=convs))
+    graph = quantized_head(head, (12, 16), [crop], tuple(names), convs)
+    x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        assert torch.allclose(graph(x), head(x), atol=1e-6)

@@ -61,11 +61,12 @@ def check_coreml(path: Path, exp: Expectation, precision: str) -> GraphReport:
     if is_image_file(model.user_defined_metadata):
         _image_types_check(report, model)
     tensors = [m.val for name, m in weights.items() if np.asarray(m.val).size > 4]
+    declared = 0
     if precision == "int8":  # int8 weights and the biases; scales and zero points are parameters
         tensors = [m.val for name, m in weights.items() if not name.endswith(("_scale", "_zero_point"))]
         declared = int(model.user_defined_metadata.get(FLOAT_CONVS, 0))
         _coreml_int8_checks(report, operations, exp, declared)
-    weight_check(report, unique_bytes(tensors), exp, precision)
+    weight_check(report, unique_bytes(tensors), exp, precision, mixed=declared > 0)
     return report
 
 
@@ -88,8 +89,8 @@ def _image_types_check(report: GraphReport, model) -> None:
 
 def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation, float_convs: int) -> None:
     """W8A8: every conv reads an int8 weight (constexpr_affine_dequantize) and a dequantized int8
-    activation, but the ``float_convs`` the file declares (activations its mixed-precision choice
-    kept float, ``export/coreml/mixed.py``), which read a float one."""
+    activation, but the ``float_convs`` the file declares (``export/coreml/mixed.py``: weights kept
+    float, or a float activation), which run in float16."""
     producer = {out.name: op for op in operations for out in op.outputs}
 
     def made_by(name: str, kind: str) -> bool:
@@ -100,10 +101,11 @@ def _coreml_int8_checks(report: GraphReport, operations: list, exp: Expectation,
         op for op in convs if made_by(op.inputs["weight"].arguments[0].name, "constexpr_affine_dequantize")
     ]
     integer = [op for op in int8_weights if made_by(op.inputs["x"].arguments[0].name, "dequantize")]
-    floating = len(int8_weights) - len(integer)
+    floating = len(convs) - len(integer)
     report.add(
         "integer_convs",
-        len(int8_weights) == len(convs) == exp.convs and floating == float_convs,
-        f"{len(integer)} of {len(convs)} conv read int8 weights and quantized activations, {floating} "
-        f"int8 weights and a float activation ({float_convs} declared; expected {exp.convs} convs)",
+        len(convs) == exp.convs and floating == float_convs,
+        f"{len(integer)} of {len(convs)} conv read int8 weights and quantized activations; {floating} "
+        f"run float: {len(convs) - len(int8_weights)} with float weights, {len(int8_weights) - len(integer)} "
+        f"reading a float activation ({float_convs} declared; expected {exp.convs} convs)",
     )

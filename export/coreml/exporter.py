@@ -32,15 +32,17 @@ def export(
 ) -> Path:
     """``dynamic``: a few enumerated input sizes (the export size, the LR sizes of 720p and 1080p
     outputs, a 256x256 tile), which keep a model on the Neural Engine where flexible ranges may not
-    (coremltools #1764, #2370); int8: the fewest activations float for ``int8_budget`` dB of PSNR-Y
-    (``export/coreml/mixed.py``)."""
+    (coremltools #1764, #2370); int8: the fewest conv weights, then activations, float for
+    ``int8_budget`` dB of PSNR-Y (``export/coreml/mixed.py``)."""
     ct = require("coremltools")
     image = io == IMAGE
     if job.precision == "int8":
-        choice = job.choice(
-            ("coreml-float", int8_budget), lambda: chosen_float(job.graph, selection(job), int8_budget)
+        # the converter's version is part of the key: another one may quantize differently
+        key = ("coreml-weights-first", ct.__version__, int8_budget)
+        choice = job.choice(key, lambda: chosen_float(job.graph, selection(job), int8_budget))
+        graph = quantized_head(
+            job.graph, job.input_size, job.calibration_inputs(), choice.wide, choice.float_weights
         )
-        graph = quantized_head(job.graph, job.input_size, job.calibration_inputs(), choice.wide)
         job.metadata[KEPT_WIDER] = choice.note()
         job.metadata[FLOAT_CONVS] = float_convs(graph)
         traced = _traced(LevelsOut(graph) if image else graph)

@@ -15,14 +15,16 @@ where the first crop put it, and everything brighter was clipped (PCARN-M x2 on 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 import torch
 
-from export.coreml.mixed import activations, float_choice, with_float
+from export.coreml.mixed import activations, constants, float_choice, with_float
 from export.mixed import Selection, WideChoice
 from export.optional import require
+from export.weight_choice import choose_float_modules
 from toolkit.errors import PcarnError
 
 
@@ -31,12 +33,18 @@ def quantized_head(
     input_size: tuple[int, int],
     inputs: list[np.ndarray],
     float_activations: tuple[str, ...] = (),
+    float_weights: tuple[str, ...] = (),
 ) -> torch.fx.GraphModule:
     """``head`` (NCHW) with symmetric per-channel int8 weights and int8 activations calibrated on
-    ``inputs`` (HxWx3 crops), ready to trace; ``float_activations`` (``export/coreml/mixed.py``'s
-    choice) skip their quantize/dequantize pairs."""
+    ``inputs`` (HxWx3 crops), ready to trace; ``export/coreml/mixed.py``'s choice: the
+    ``float_weights`` convs (module names) are left out of quantization, weights and all, and the
+    ``float_activations`` skip their quantize/dequantize pairs."""
     quantization = require("coremltools.optimize.torch.quantization")
     never = 10**9
+    convs = {name for name, m in head.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    unknown = sorted(set(float_weights) - convs)
+    if unknown:  # the choice was made on another model
+        raise PcarnError(f"Core ML mixed precision chose conv {unknown[0]!r}, which this head does not have")
     config = quantization.LinearQuantizerConfig.from_dict(
         {
             "global_config": {
@@ -45,7 +53,8 @@ def quantized_head(
                 "activation_observer": "min_max",
                 # observers on from the first step; fake quantization and freezing never scheduled
                 "milestones": [0, never, never, never],
-            }
+            },
+            "module_name_configs": {name: None for name in float_weights},
         }
     )
     sample = torch.rand(1, 3, *input_size)
@@ -56,18 +65,28 @@ def quantized_head(
         quantizer.step()
         with torch.no_grad():
             for crop in inputs:
-                prepared(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None])
+                prepared(_feed(crop))
         graph = quantizer.finalize(inplace=False).eval()
     missing = set(float_activations) - set(activations(graph))
     if missing:  # the choice was made on another graph
         raise PcarnError(
             f"Core ML mixed precision chose {sorted(missing)[0]!r}, which this graph does not have"
         )
-    return with_float(graph, float_activations) if float_activations else graph
+    return with_float(graph, [*constants(graph), *float_activations])
 
 
 def chosen_float(head: torch.nn.Module, chosen_on: Selection, budget_db: float) -> WideChoice:
-    """``export/coreml/mixed.py``'s choice for ``head``, made on its graph calibrated on the
-    selection crops at their size (activation names do not depend on it)."""
-    calibrated = quantized_head(head, chosen_on.size, chosen_on.crops)
-    return float_choice(calibrated, head, chosen_on, budget_db)
+    """``export/coreml/mixed.py``'s choice for ``head``: first the conv weights to keep float
+    (``export/weight_choice.py``), then the activations, on its graph with those convs float,
+    calibrated on the selection crops at their size (activation names do not depend on it)."""
+    weights = choose_float_modules(head, chosen_on, budget_db, _feed, _unfeed)
+    calibrated = quantized_head(head, chosen_on.size, chosen_on.crops, float_weights=weights)
+    return dataclasses.replace(float_choice(calibrated, head, chosen_on, budget_db), float_weights=weights)
+
+
+def _feed(crop: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+
+
+def _unfeed(y: torch.Tensor) -> np.ndarray:
+    return y[0].permute(1, 2, 0).numpy()

@@ -1,4 +1,5 @@
-"""Mixed precision for Core ML int8: the noisiest activations stay float, as in TFLite and ExecuTorch.
+"""Mixed precision for Core ML int8: the costliest conv weights, then the noisiest activations, stay
+float, as in TFLite and ExecuTorch.
 
 A Core ML int8 program is converted from the calibrated PyTorch graph (``export/coreml/int8.py``),
 which quantizes each activation with an explicit ``quantize_per_tensor`` / ``dequantize`` pair. The
@@ -6,6 +7,11 @@ candidates of the choice are that graph with some pairs bypassed, so the rule is
 (measured on the selection crops, never on the photos costs are reported on); a conv that reads a
 float activation runs in float16 on device, its weights still int8. Plain W8A8 costs PCARN-M x2
 +0.92 dB PSNR-Y on held-out photos (``benchmarks/coreml_int8.py``), far over the budget.
+
+Weights come first (``export/weight_choice.py``): int8 weights alone cost PCARN-M x2 more than the
+selection share, and with every weight int8 no activation could be left 8-bit. A conv whose weights
+stay float is left out of quantization (``module_name_configs``), which also leaves float the
+activations only it quantized.
 """
 
 from __future__ import annotations
@@ -40,6 +46,17 @@ def activations(graph: torch.fx.GraphModule) -> list[str]:
     ]
 
 
+def constants(graph: torch.fx.GraphModule) -> list[str]:
+    """The quantized constants of the calibrated graph (the input mean): always left float, since
+    the quantizer rounds the mean to its own 8-bit grid (PCARN-M: up to 0.0009, a shift of the whole
+    picture that cost more than the int8 weights)."""
+    return [
+        n.args[0].name
+        for n in graph.graph.nodes
+        if _is_quantize(n) and isinstance(n.args[0], torch.fx.Node) and n.args[0].op == "get_attr"
+    ]
+
+
 def with_float(graph: torch.fx.GraphModule, names: Iterable[str]) -> torch.fx.GraphModule:
     """A copy of ``graph`` whose ``names`` activations skip their quantize/dequantize pairs."""
     model = copy.deepcopy(graph)
@@ -54,14 +71,19 @@ def with_float(graph: torch.fx.GraphModule, names: Iterable[str]) -> torch.fx.Gr
 
 
 def float_convs(graph: torch.fx.GraphModule) -> int:
-    """How many convs of ``graph`` read a float activation (they run in float on device)."""
+    """How many convs of ``graph`` run in float on device: those that read a float activation and
+    those whose weights stayed float (left out of quantization, a plain ``nn.Conv2d``)."""
 
-    def is_conv(module: torch.nn.Module) -> bool:  # a conv, or a conv fused with its ReLU
-        first = module[0] if isinstance(module, torch.nn.Sequential) and len(module) else module
-        return isinstance(first, torch.nn.Conv2d)
+    def conv_of(module: torch.nn.Module) -> torch.nn.Module:  # a conv, or a conv fused with its ReLU
+        return module[0] if isinstance(module, torch.nn.Sequential) and len(module) else module
 
-    convs = [n for n in graph.graph.nodes if n.op == "call_module" and is_conv(graph.get_submodule(n.target))]
-    return sum(1 for n in convs if not _is_dequantize(n.args[0]))
+    def int8_weights(conv: torch.nn.Module) -> bool:  # the quantizer's reference conv keeps a qscheme
+        return hasattr(conv, "weight_qscheme")
+
+    nodes = [n for n in graph.graph.nodes if n.op == "call_module"]
+    convs = [(n, conv_of(graph.get_submodule(n.target))) for n in nodes]
+    convs = [(n, conv) for n, conv in convs if isinstance(conv, torch.nn.Conv2d)]
+    return sum(1 for n, conv in convs if not (_is_dequantize(n.args[0]) and int8_weights(conv)))
 
 
 def float_choice(
