@@ -33,6 +33,7 @@ from export.options import INT8_BUDGET_DB, QUANTIZED_PRECISIONS, refuse_unaccept
 from export.parity import parity_sizes, runtime_parity
 from export.quant_cost import INT8_MAX_COST_DB, quantization_cost
 from models import PCARN
+from toolkit.atomic import atomic_path
 from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError, check_names
 from toolkit.metrics.evaluate import validation_images
@@ -171,23 +172,45 @@ def export_all(
     caches: dict[int, dict] = {}  # scale -> what that head's exporters share across precisions
     label = f"exporting {(provenance or {}).get('variant', '')}".rstrip()
     bar = tqdm(jobs, desc=label, unit="file", disable=not progress, position=bar_position)
+    calibrated = (
+        None
+        if calibration is None
+        else {
+            "photos": calibration.source,
+            "samples": calib_samples,
+            "note": calibration.note,
+        }
+    )
     for fmt, scale, precision in bar:
         bar.set_postfix_str(f"{fmt.name} x{scale} {precision}")
         siblings = written.setdefault((scale, precision), {})
         cache = caches.setdefault(scale, {})
         entries.append(_one(model, out, fmt, scale, precision, settings, siblings, cache))
-    manifest = {
-        "model": provenance or {},
-        "calibration": None
-        if calibration is None
-        else {"photos": calibration.source, "samples": calib_samples, "note": calibration.note},
-        "files": entries,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    manifest["all_passed"] = all(e.get("status") == "ok" and e.get("passed") for e in entries)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if len(entries) < len(jobs):  # a run cut short keeps the files it finished, and their results
+            _write_manifest(out, _manifest(provenance, calibrated, entries, finished=False))
+    manifest = _manifest(provenance, calibrated, entries, finished=True)
+    _write_manifest(out, manifest)
     (out / "report.md").write_text(render_report(manifest))
     return manifest
+
+
+def _manifest(provenance: dict | None, calibration: dict | None, entries: list[dict], finished: bool) -> dict:
+    """The run's manifest; ``finished`` False while files are still to come (written after each)."""
+    manifest = {
+        "model": provenance or {},
+        "calibration": calibration,
+        "files": entries,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished": finished,
+    }
+    every_file = all(e.get("status") == "ok" and e.get("passed") for e in entries)
+    manifest["all_passed"] = finished and every_file
+    return manifest
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    with atomic_path(out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:

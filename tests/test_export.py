@@ -73,6 +73,37 @@ def test_every_file_is_produced_checked_and_matches(tiny_manifest):
     assert saved["all_passed"] and len(saved["files"]) == 18
     assert "| pcarn-test_x3_fp16.tflite |" in (out / "report.md").read_text()
 
+    assert saved["finished"] is True
+
+
+def test_a_cut_export_keeps_the_results_of_the_files_it_finished(tmp_path, monkeypatch):
+    """A run stopped after its first file (out of memory, Ctrl-C) leaves that file's checks and
+    parity in manifest.json, marked unfinished and not passed."""
+    import export.pipeline as pipeline
+
+    real, calls = pipeline._one, []
+
+    def one_then_stop(*args, **kwargs):
+        calls.append(args[2].name)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_one", one_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        export_all(
+            deterministic_weights(build_model("pcarn-test")),
+            tmp_path / "out",
+            formats=["onnx"],
+            scales=[2],
+            precisions=["fp32", "fp16"],
+            input_size=(12, 16),
+            progress=False,
+        )
+    saved = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert saved["finished"] is False and saved["all_passed"] is False
+    (entry,) = saved["files"]
+    assert entry["precision"] == "fp32" and entry["passed"] and entry["parity"]["ran"]
 
 def test_metadata_in_native_slots(tiny_manifest):
     import coremltools as ct
