@@ -105,6 +105,7 @@ def test_a_cut_export_keeps_the_results_of_the_files_it_finished(tmp_path, monke
     (entry,) = saved["files"]
     assert entry["precision"] == "fp32" and entry["passed"] and entry["parity"]["ran"]
 
+
 def test_metadata_in_native_slots(tiny_manifest):
     import coremltools as ct
     import onnx
