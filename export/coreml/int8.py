@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from export.coreml.mixed import activations, constants, float_choice, with_float
+from export.coreml.mixed import activations, constants, feed, float_choice, unfeed, with_float
 from export.mixed import Selection, WideChoice
 from export.optional import require
 from export.weight_choice import choose_float_modules
@@ -65,7 +65,7 @@ def quantized_head(
         quantizer.step()
         with torch.no_grad():
             for crop in inputs:
-                prepared(_feed(crop))
+                prepared(feed(crop))
         graph = quantizer.finalize(inplace=False).eval()
     missing = set(float_activations) - set(activations(graph))
     if missing:  # the choice was made on another graph
@@ -79,14 +79,6 @@ def chosen_float(head: torch.nn.Module, chosen_on: Selection, budget_db: float) 
     """``export/coreml/mixed.py``'s choice for ``head``: first the conv weights to keep float
     (``export/weight_choice.py``), then the activations, on its graph with those convs float,
     calibrated on the selection crops at their size (activation names do not depend on it)."""
-    weights = choose_float_modules(head, chosen_on, budget_db, _feed, _unfeed)
+    weights = choose_float_modules(head, chosen_on, budget_db, feed, unfeed)
     calibrated = quantized_head(head, chosen_on.size, chosen_on.crops, float_weights=weights)
     return dataclasses.replace(float_choice(calibrated, head, chosen_on, budget_db), float_weights=weights)
-
-
-def _feed(crop: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
-
-
-def _unfeed(y: torch.Tensor) -> np.ndarray:
-    return y[0].permute(1, 2, 0).numpy()

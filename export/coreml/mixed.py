@@ -28,6 +28,16 @@ from export.mixed import Selection, WideChoice, choose_kept, y_plane
 KEPT_AS = "float"
 
 
+def feed(crop: np.ndarray) -> torch.Tensor:
+    """An HxWx3 crop as the head's NCHW batch of one."""
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+
+
+def unfeed(y: torch.Tensor) -> np.ndarray:
+    """The head's NCHW output as an HxWx3 image."""
+    return y[0].permute(1, 2, 0).numpy()
+
+
 def _is_quantize(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and node.target is torch.quantize_per_tensor
 
@@ -93,13 +103,11 @@ def float_choice(
     crops at their size) to leave float for the predicted cost on the selection pairs to fit
     ``budget_db``."""
     names = activations(calibrated)
-    inputs = [
-        torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None] for lr, _ in chosen_on.pairs
-    ]
+    inputs = [feed(lr) for lr, _ in chosen_on.pairs]
 
     def run(graph) -> list[np.ndarray]:
         with torch.no_grad():
-            return [y_plane(graph(x)[0].permute(1, 2, 0).numpy()) for x in inputs]
+            return [y_plane(unfeed(graph(x))) for x in inputs]
 
     def outputs(narrow: Sequence[str]) -> list[np.ndarray]:
         narrowed = set(narrow)
