@@ -46,25 +46,22 @@ def _is_dequantize(node: torch.fx.Node) -> bool:
     return node.op == "call_method" and node.target == "dequantize"
 
 
+def _quantized(graph: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The nodes whose output the calibrated graph quantizes."""
+    return [n.args[0] for n in graph.graph.nodes if _is_quantize(n) and isinstance(n.args[0], torch.fx.Node)]
+
+
 def activations(graph: torch.fx.GraphModule) -> list[str]:
     """The quantized activations of the calibrated graph, by the name of the node that makes them
     (constants such as the input mean excepted)."""
-    return [
-        n.args[0].name
-        for n in graph.graph.nodes
-        if _is_quantize(n) and isinstance(n.args[0], torch.fx.Node) and n.args[0].op != "get_attr"
-    ]
+    return [node.name for node in _quantized(graph) if node.op != "get_attr"]
 
 
 def constants(graph: torch.fx.GraphModule) -> list[str]:
     """The quantized constants of the calibrated graph (the input mean): always left float, since
     the quantizer rounds the mean to its own 8-bit grid (PCARN-M: up to 0.0009, a shift of the whole
     picture that cost more than the int8 weights)."""
-    return [
-        n.args[0].name
-        for n in graph.graph.nodes
-        if _is_quantize(n) and isinstance(n.args[0], torch.fx.Node) and n.args[0].op == "get_attr"
-    ]
+    return [node.name for node in _quantized(graph) if node.op == "get_attr"]
 
 
 def with_float(graph: torch.fx.GraphModule, names: Iterable[str]) -> torch.fx.GraphModule:
