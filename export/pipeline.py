@@ -38,6 +38,9 @@ from toolkit.calibration import DEFAULT_SAMPLES, CalibrationSet, calibration_set
 from toolkit.errors import PcarnError, check_names
 from toolkit.metrics.evaluate import validation_images
 
+TUNED_WEIGHTS = "int8_weights"  # metadata and manifest key: a quantized file made from tuned weights
+TUNED_CACHE = ("tuned-weights",)  # the head cache's own part for its tuned graph
+
 
 def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
     h, w = size[0] * scale, size[1] * scale
@@ -62,11 +65,14 @@ def export_file(
     calibration: CalibrationSet | None = None,
     calib_samples: int = DEFAULT_SAMPLES,
     choices: ChoiceStore | None = None,
+    tuned: PCARN | None = None,
 ) -> Path:
     """Write one file: the code path of ``pcarn export``, which ``pcarn bench`` and ``pcarn profile``
     also use, so what they time is what ships. ``options`` (``export.options``) that ``fmt`` does not
     take are refused. ``cache`` (one dict per head, kept by the caller) lets a head's files share
-    its trace and conversion across precisions; ``choices``: int8 choices made in earlier runs."""
+    its trace and conversion across precisions; ``choices``: int8 choices made in earlier runs;
+    ``tuned``: the head's weights tuned for int8 (``toolkit/training/int8_tuning.py``), which a
+    quantized file is made from (its own cache: the graph differs)."""
     accepted = refuse_unaccepted([fmt], options or {})
     if not fmt.takes(precision):
         taken = ", ".join((*fmt.precisions, *fmt.extra_precisions))
@@ -80,6 +86,10 @@ def export_file(
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     metadata = export_metadata(model, scale, fmt.layout, precision, provenance)
+    source = model
+    if tuned is not None and precision in QUANTIZED_PRECISIONS:
+        source, cache = tuned, (cache if cache is not None else {}).setdefault(TUNED_CACHE, {})
+        metadata[TUNED_WEIGHTS] = "tuned for 8-bit rounding (pcarn int8-tune) from these weights"
     if precision in QUANTIZED_PRECISIONS and calibration is not None:
         metadata["calibration"] = f"{calib_samples} crops of {calibration.source}"
     form = GraphForm.of(accepted, fmt.options)
@@ -89,7 +99,7 @@ def export_file(
     lowering = {k: v for k, v in accepted.items() if k not in GRAPH_OPTIONS}  # the format's own options
     with native_output_captured():
         job = ExportJob(
-            DeployHead(model, scale),
+            DeployHead(source, scale),
             path,
             size,
             precision,
@@ -120,6 +130,7 @@ def export_all(
     val: str | Path = "skimage",
     bar_position: int = 0,
     choices: ChoiceStore | None = None,
+    tuned: dict[int, PCARN] | None = None,
 ) -> dict:
     """Every (format, head, precision) file with its checks and parity; int8 files are calibrated on
     ``calib`` (a photo folder; see ``toolkit.calibration.calibration_set`` for the default) and
@@ -127,7 +138,9 @@ def export_all(
     (``export.options``) must be taken by every format asked for. ``precisions`` None: each format
     in every precision it takes; a list: each format in each of them, refused up front where a
     format does not take one, so every file asked for is written or the run is refused. ``choices``:
-    where int8 files find the mixed-precision choices of earlier runs (``export/choice_store.py``)."""
+    where int8 files find the mixed-precision choices of earlier runs (``export/choice_store.py``);
+    ``tuned``: heads tuned for int8, by scale, that the quantized files are made from (their cost is
+    still measured against ``model``)."""
     chosen = [get_format(f) for f in check_names(formats, FORMATS, "format")]
     options = refuse_unaccepted(chosen, options or {})
     if precisions is not None:
@@ -166,6 +179,7 @@ def export_all(
         "val": val,
         "val_images": val_images,
         "choices": choices,
+        "tuned": tuned or {},
     }
     entries = []
     written: dict[tuple[int, str], dict[str, Path]] = {}  # (scale, precision) -> {format: file}
@@ -243,6 +257,7 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
             calibration=settings["calibration"],
             calib_samples=settings["calib_samples"],
             choices=settings["choices"],
+            tuned=settings["tuned"].get(scale),
         )
     except PcarnError as exc:
         return {**entry, "status": "unavailable", "passed": False, "reason": str(exc)}
@@ -260,8 +275,10 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         store = settings["choices"]
         recalled = store is not None and path in store.recalled
         entry["choice"] = "recalled from an earlier run" if recalled else "made in this run"
+    if precision in QUANTIZED_PRECISIONS and scale in settings["tuned"]:
+        entry[TUNED_WEIGHTS] = "tuned for 8-bit rounding (pcarn int8-tune); cost against the untuned model"
     entry["status"] = "ok"
-    head = DeployHead(model, scale)
+    head = DeployHead(model, scale)  # what every file is judged against: the model as given
     rewritten = GraphForm.of(settings["options"], fmt.options).exit_at_lr
     started = time.perf_counter()
     with native_output_captured():

@@ -243,7 +243,7 @@ def test_help_and_argument_errors_do_not_import_torch(tmp_path):
     """What makes ``pcarn --help`` slow is torch's import (a second on a laptop); the parser and every
     command's help and usage errors must not need it."""
     commands = ["info", "models", "upscale", "train", "eval", "ship", "blend", "export", "bench", "deploy"]
-    commands += ["profile", "import", "fetch"]
+    commands += ["profile", "import", "fetch", "int8-tune"]
     code = (
         "import sys\nfrom pcarn.cli.main import main\n"
         f"runs = [['--help'], ['--version'], ['upscale'], ['export', '--bogus']]\n"

@@ -40,6 +40,11 @@ def add_parser(sub) -> None:
         help="photos the int8 and w8a16 files' PSNR-Y cost is measured on: skimage (default), "
         "held-out:PHOTOS/ (the held-out photos, never trained or calibrated on) or a folder",
     )
+    ex.add_argument(
+        "--int8-tuned",
+        help="comma list of heads tuned for int8 from this model (pcarn int8-tune): the int8 and w8a16 "
+        "files of their scales are made from them, their cost still measured against the model",
+    )
     ex.add_argument("--out", required=True)
     json_option(ex)
     ex.set_defaults(func=run)
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from models import PCARN
     from pcarn.api import open_model
     from toolkit.calibration import DEFAULT_SAMPLES
+    from toolkit.training.int8_tuning import load_tuned
 
     formats = check_names(args.formats.split(","), FORMATS, "format")
     precisions = (
@@ -68,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise PcarnError(f"{args.model} is an exported file; pcarn export takes a model name or a checkpoint")
     if size is not None:
         check_input_size(opened.model, list(args.scales), size, windows=True)
+    tuned = load_tuned(args.int8_tuned.split(","), opened.model) if args.int8_tuned else {}
+    unused = sorted(set(tuned) - set(args.scales))
+    if unused:
+        raise PcarnError(f"--int8-tuned holds a x{unused[0]} head, which --scales does not export")
     manifest = export_all(
         opened.model,
         Path(args.out),
@@ -82,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         calib_samples=DEFAULT_SAMPLES if args.calib_samples is None else args.calib_samples,
         val=args.val,
         choices=choices,
+        tuned=tuned,
     )
     if not emit_json(manifest, args.json):
         print(summary(manifest))

@@ -17,6 +17,7 @@ from pcarn.cli import (
     evaluate,
     export,
     info,
+    int8_tune,
     models,
     profile,
     ship,
@@ -35,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pcarn", description="PCARN super-resolution toolkit")
     parser.add_argument("--version", action="version", version=f"%(prog)s {toolkit_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for command in (info, models, upscale, train, evaluate, ship, blend, export, bench, deploy, profile):
+    for command in (
+        info,
+        models,
+        upscale,
+        train,
+        evaluate,
+        ship,
+        blend,
+        int8_tune,
+        export,
+        bench,
+        deploy,
+        profile,
+    ):
         command.add_parser(sub)
     weights.add_parsers(sub)
     return parser
