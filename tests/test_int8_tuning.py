@@ -117,6 +117,8 @@ def test_int8_tune_writes_a_head_that_names_its_teacher_and_export_refuses_other
         load_tuned([head], other)
     with pytest.raises(PcarnError, match="not a tuned int8 head"):
         load_tuned([path], model)
+    assert main([*args, "--lr", "-1", "--out", str(tmp_path / "u")]) == 1
+    assert not (tmp_path / "u").exists()  # refused before any work
 
 
 def test_an_int8_file_made_from_tuned_weights_is_judged_against_the_untuned_model(tmp_path):

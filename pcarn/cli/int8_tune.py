@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.training.int8_tuning import TuningPlan, save_tuned, training_patches, tune_head
 
     out = Path(args.out)
+    if not args.lr > 0:
+        raise PcarnError(f"--lr must be positive, got {args.lr}")
     if out.exists() and not out.is_dir():
         raise PcarnError(f"--out {out} exists and is not a folder")
     opened = open_model(args.model, quiet=True)
