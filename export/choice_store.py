@@ -23,13 +23,13 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from export.mixed import SAFETY, SELECT_SAMPLES, SELECT_SIZE, WEIGHT_SHARE, WideChoice
 from toolkit.atomic import atomic_path
 from toolkit.calibration import CalibrationSet
 from toolkit.data import HELD_OUT_LONG_SIDE
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import weights_sha256
 from toolkit.weights.registry import SHIPPED_DIR
 
 SHIPPED = SHIPPED_DIR / "int8-choices.json"
@@ -88,7 +88,7 @@ class ChoiceStore:
         return {
             "choice": repr(key),
             "scale": int(job.metadata["scale"]),
-            "weights_sha256": weights_digest(job.head),
+            "weights_sha256": weights_sha256(job.head),
             "calibration": {"photos": self._calibration(job.calibration), "samples": job.calib_samples},
             "selection": {"size": list(size), "samples": SELECT_SAMPLES, "long_side": HELD_OUT_LONG_SIDE},
             "rules": {"version": RULES_VERSION, "safety": SAFETY, "weight_share": WEIGHT_SHARE},
@@ -112,15 +112,6 @@ class ChoiceStore:
         }
         with atomic_path(self.write) as tmp:
             tmp.write_text(json.dumps(document, indent=1) + "\n")
-
-
-def weights_digest(head: torch.nn.Module) -> str:
-    """sha256 of every tensor of ``head``'s state, by name: the same weights give the same digest."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(head.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def photos_digest(calibration: CalibrationSet) -> str:

@@ -10,12 +10,13 @@ import json
 import pytest
 
 import export.onnx.exporter as onnx_exporter
-from export.choice_store import SHIPPED, ChoiceStore, weights_digest
+from export.choice_store import SHIPPED, ChoiceStore
 from export.common import DeployHead
 from export.mixed import KEPT_WIDER
 from pcarn.cli.flags import choice_store
 from tests.conftest import tiny_int8_export
 from toolkit.errors import PcarnError
+from toolkit.weights.checkpoint import weights_sha256
 from toolkit.weights.loading import load_model
 
 pytest.importorskip("onnxruntime")
@@ -66,7 +67,7 @@ def test_the_shipped_choices_are_filed_by_their_key_and_belong_to_shipped_weight
     entries = json.loads(SHIPPED.read_text())["entries"]
     assert entries, "models/int8-choices.json is empty"
     shipped = {
-        weights_digest(DeployHead(load_model(name), scale))
+        weights_sha256(DeployHead(load_model(name), scale))
         for name in ("pcarn-m", "pcarn-m-gan")
         for scale in (2, 3, 4)
     }

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from torch import nn
 from models.pcarn import PCARN
 from toolkit.calibration import CalibrationSet
 from toolkit.errors import PcarnError
-from toolkit.weights.checkpoint import load_checkpoint, save_checkpoint
+from toolkit.weights.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
 
 MOMENTUM = 0.01  # of the moving min/max, per step
 
@@ -189,16 +188,6 @@ def tune_head(
 
 
 TUNING_KEY = "int8_tuning"  # the tuned checkpoint's ``source`` record
-
-
-def weights_sha256(model: PCARN) -> str:
-    """sha256 of every tensor of ``model``'s state, by name: a tuned head names the weights it was
-    tuned from, so it is never used with others."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def save_tuned(tuned: PCARN, teacher: PCARN, scale: int, plan: TuningPlan, record: dict, path) -> dict:

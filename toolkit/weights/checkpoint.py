@@ -5,6 +5,7 @@ Loading rebuilds the model from that document alone and never unpickles anything
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -119,6 +120,16 @@ def load_state_into(model: PCARN, state: dict[str, torch.Tensor], origin: str) -
         raise PcarnError(f"{origin}: weights do not match the {arch} architecture: {details}")
     model.load_state_dict(state, strict=True)
     return model
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """sha256 of every tensor of ``module``'s state, by name: the same weights give the same digest
+    (what an int8 choice and a tuned head are filed under)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[PCARN, dict]:
