@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from models import PCARN, variant_of
+from models import PCARN, single_scale, variant_of
 from models.multadds import HD_720P
 from toolkit.errors import PcarnError
 from toolkit.inference import receptive_radius
@@ -31,12 +31,8 @@ class DeployHead(nn.Module):
 
     def __init__(self, model: PCARN, scale: int) -> None:
         super().__init__()
-        model.head_name(scale)
         self.scale = scale
-        self.net = PCARN(model.config.replace(scales=(scale,)))
-        own = self.net.state_dict()
-        self.net.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items() if k in own})
-        self.net.eval()
+        self.net = single_scale(model, scale).eval()
         with torch.no_grad():
             self.net.exit.bias += self.net.rgb_mean.view(3)
         self.register_buffer("input_mean", self.net.rgb_mean.clone(), persistent=False)

@@ -8,6 +8,7 @@ from models.pcarn import (
     build_model,
     count_parameters,
     head_parameters,
+    single_scale,
     variant_of,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "build_model",
     "count_parameters",
     "head_parameters",
+    "single_scale",
     "variant_of",
 ]

@@ -197,6 +197,16 @@ class PCARN(nn.Module):
         return f"x{scale}"
 
 
+def single_scale(model: PCARN, scale: int) -> PCARN:
+    """A copy of ``model`` holding only its ``scale`` head (the shared body and that head, its own
+    tensors): what one deployed head or one tuned head carries."""
+    model.head_name(scale)
+    net = PCARN(model.config.replace(scales=(scale,)))
+    own = net.state_dict()
+    net.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items() if k in own})
+    return net
+
+
 PRESETS: dict[str, PCARNConfig] = {
     "pcarn": PCARNConfig(),
     "pcarn-m": PCARNConfig(unit="eresidual", groups=4, tied_units=True),

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.pcarn import PCARN
+from models.pcarn import PCARN, single_scale
 from toolkit.calibration import CalibrationSet
 from toolkit.errors import PcarnError
 from toolkit.weights.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
@@ -192,9 +192,6 @@ TUNING_KEY = "int8_tuning"  # the tuned checkpoint's ``source`` record
 
 def save_tuned(tuned: PCARN, teacher: PCARN, scale: int, plan: TuningPlan, record: dict, path) -> dict:
     """``tuned``'s ``scale`` head as a single-scale checkpoint naming its teacher's weights."""
-    single = PCARN(tuned.config.replace(scales=(scale,)))
-    own = single.state_dict()
-    single.load_state_dict({k: v for k, v in tuned.state_dict().items() if k in own})
     source = {
         TUNING_KEY: {
             "scale": scale,
@@ -203,7 +200,7 @@ def save_tuned(tuned: PCARN, teacher: PCARN, scale: int, plan: TuningPlan, recor
             **record,
         }
     }
-    return save_checkpoint(single, path, source=source)
+    return save_checkpoint(single_scale(tuned, scale), path, source=source)
 
 
 def load_tuned(paths: list[str | os.PathLike], model: PCARN) -> dict[int, PCARN]:
