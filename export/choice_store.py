@@ -1,4 +1,5 @@
-"""Mixed-precision choices kept across runs, so a head's search runs once, not in every export.
+"""Mixed-precision choices and calibrated ranges kept across runs, so a head's search and its
+calibration run once, not in every export.
 
 The choice of what an int8 file keeps wider (``export/mixed.py``) is most of an int8 export's time
 (pcarn-m x2 TFLite: 349 of 550 s) and a pure function of what it was made from: the head's weights,
@@ -8,8 +9,12 @@ with the same inputs reuses it and writes the same file, while any change (other
 budget, retrained weights, a new onnxruntime) misses and searches again. The file is still
 calibrated, checked and measured on the validation photos as usual: only the search is skipped.
 
-``models/int8-choices.json`` ships the choices of the shipped models for ``pcarn deploy``'s defaults
-(a fresh clone's calibration photos); ``pcarn export --int8-choices FILE`` keeps a user's own.
+Calibration, most of what is left, is kept the same way (``export/kept_ranges.py``): the activation
+ranges are filed under a digest of the observed graph (weights included) and the calibration crops.
+
+``models/int8-choices.json`` ships the choices and ranges of the shipped models for ``pcarn
+deploy``'s defaults (a fresh clone's calibration photos); ``pcarn export --int8-choices FILE`` keeps
+a user's own.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from toolkit.weights.registry import SHIPPED_DIR
 SHIPPED = SHIPPED_DIR / "int8-choices.json"
 # Raise when the search changes in a way the constants below do not show, so old choices miss.
 RULES_VERSION = 1
+RANGES_VERSION = 1  # raise when kept ranges change meaning (export/kept_ranges.py)
 # What ran the search: another version of any of them may choose differently.
 LIBRARIES = (
     "torch",
@@ -54,12 +60,18 @@ class ChoiceStore:
 
     def __init__(self, read: list[Path], write: Path | None = None) -> None:
         self.write = write
-        self.own: dict[str, dict] = _load(write) if write else {}  # what ``write`` holds and gains
+        # what ``write`` holds and gains: choices, then ranges
+        self.own, self.own_ranges = _load(write) if write else ({}, {})
         self.entries: dict[str, dict] = {}
+        self.ranges: dict[str, dict] = {}
         for path in read:
-            self.entries.update(_load(path))
+            entries, ranges = _load(path)
+            self.entries.update(entries)
+            self.ranges.update(ranges)
         self.entries.update(self.own)
+        self.ranges.update(self.own_ranges)
         self.recalled: set[Path] = set()  # the files whose choice came from the store in this run
+        self.ranges_recalled: set[Path] = set()  # the files whose calibration did
         self._fingerprints: dict[int, str] = {}
 
     @classmethod
@@ -82,6 +94,22 @@ class ChoiceStore:
             self._save()
         return choice
 
+    def recall_ranges(self, path: Path, key: tuple, measure: Callable[[], dict]) -> dict:
+        """The ranges filed under ``key`` (the calibrator's name for its graph and inputs, digests
+        included) and this environment's libraries; else ``measure()``'s, filed when this store
+        writes. ``path``: the file they are for."""
+        described = {"ranges": repr(key), "version": RANGES_VERSION, "libraries": library_versions()}
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+        if digest in self.ranges:
+            self.ranges_recalled.add(path)
+            return self.ranges[digest]["ranges"]
+        ranges = measure()
+        entry = {"key": described, "ranges": ranges, "made": time.strftime("%Y-%m-%d")}
+        self.ranges[digest] = self.own_ranges[digest] = entry
+        if self.write is not None:
+            self._save()
+        return ranges
+
     def describe(self, job, key: tuple) -> dict:
         """Everything a choice depends on, readable (the digest of it files the choice)."""
         size = (min(SELECT_SIZE[0], job.input_size[0]), min(SELECT_SIZE[1], job.input_size[1]))
@@ -103,15 +131,23 @@ class ChoiceStore:
         return self._fingerprints[id(calibration)]
 
     def _save(self) -> None:
-        # another process (deploy exports models in parallel) may have added choices meanwhile
-        self.own = {**_load(self.write), **self.own}
-        document = {
-            "what": "int8 mixed-precision choices (export/choice_store.py), each filed by a digest of "
-            "what it was made from",
-            "entries": dict(sorted(self.own.items())),
-        }
+        # another process (deploy exports models in parallel) may have added entries meanwhile
+        entries, ranges = _load(self.write)
+        self.own, self.own_ranges = {**entries, **self.own}, {**ranges, **self.own_ranges}
         with atomic_path(self.write) as tmp:
-            tmp.write_text(json.dumps(document, indent=1) + "\n")
+            tmp.write_text(_document(self.own, self.own_ranges))
+
+
+def _document(entries: dict[str, dict], ranges: dict[str, dict]) -> str:
+    """The store file: choices indented, each head's ranges on one line (hundreds of numbers)."""
+    head = {
+        "what": "int8 mixed-precision choices and calibrated activation ranges (export/choice_store.py), "
+        "each filed by a digest of what it was made from",
+        "entries": dict(sorted(entries.items())),
+    }
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in sorted(ranges.items())]
+    body = "{\n" + ",\n".join(lines) + "\n }" if lines else "{}"
+    return json.dumps(head, indent=1).removesuffix("\n}") + f',\n "ranges": {body}\n}}\n'
 
 
 def photos_digest(calibration: CalibrationSet) -> str:
@@ -146,13 +182,17 @@ def _choice(stored: dict) -> WideChoice:
     )
 
 
-def _load(path: Path) -> dict[str, dict]:
+def _load(path: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """A store file's choices and ranges (a file from before ranges were kept has none)."""
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
-        entries = json.loads(path.read_text())["entries"]
+        document = json.loads(path.read_text())
+        entries, ranges = document["entries"], document.get("ranges", {})
         for entry in entries.values():
             _choice(entry["choice"])
-    except (ValueError, KeyError, TypeError) as exc:
+        if not all(isinstance(entry["ranges"], dict) for entry in ranges.values()):
+            raise TypeError("ranges entries must hold objects")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PcarnError(f"{path} is not an int8 choices file ({type(exc).__name__}: {exc})") from None
-    return entries
+    return entries, ranges

@@ -61,6 +61,13 @@ class ExportJob:
             return self.reuse(key, make)
         return self.reuse(key, lambda: self.choices.recall(self, key, make))
 
+    def ranges(self, key: tuple, measure: Callable[[], dict]) -> dict:
+        """Activation ranges (``export/kept_ranges.py``): ``measure()``, unless ``choices`` holds
+        ranges measured on the same graph and inputs."""
+        if self.choices is None:
+            return measure()
+        return self.choices.recall_ranges(self.path, key, measure)
+
     def reuse(self, key: tuple, make: Callable[[], Any]) -> Any:
         """``make()``, computed once for this head and input size and shared by its other files in
         the same export run: each head is traced and converted once, not once per precision."""

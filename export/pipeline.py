@@ -40,6 +40,7 @@ from toolkit.metrics.evaluate import validation_images
 
 TUNED_WEIGHTS = "int8_weights"  # metadata and manifest key: a quantized file made from tuned weights
 TUNED_CACHE = ("tuned-weights",)  # the head cache's own part for its tuned graph
+RECALLED = "recalled from an earlier run"  # manifest: a choice or ranges taken from the store
 
 
 def output_shape(layout: str, size: tuple[int, int], scale: int) -> list[int]:
@@ -274,7 +275,11 @@ def _one(model, out, fmt, scale, precision, settings, siblings, cache) -> dict:
         entry[KEPT_WIDER] = wide
         store = settings["choices"]
         recalled = store is not None and path in store.recalled
-        entry["choice"] = "recalled from an earlier run" if recalled else "made in this run"
+        entry["choice"] = RECALLED if recalled else "made in this run"
+    store = settings["choices"]
+    if precision in QUANTIZED_PRECISIONS and store is not None:  # export/kept_ranges.py
+        recalled = path in store.ranges_recalled
+        entry["ranges"] = RECALLED if recalled else "measured in this run"
     if precision in QUANTIZED_PRECISIONS and scale in settings["tuned"]:
         entry[TUNED_WEIGHTS] = "tuned for 8-bit rounding (pcarn int8-tune); cost against the untuned model"
     entry["status"] = "ok"

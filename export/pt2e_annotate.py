@@ -18,6 +18,7 @@ import operator
 
 import torch
 
+from export.kept_ranges import Ranges, calibrate
 from export.optional import require
 
 RELU = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
@@ -79,17 +80,17 @@ def calibrated(
     inputs: list[torch.Tensor],
     dynamic_shapes: tuple | None = None,
     fold: bool = False,
+    ranges: Ranges | None = None,
 ) -> torch.fx.GraphModule:
     """``net`` exported on ``sample`` (with ``dynamic_shapes``), annotated by ``quantizer``,
     calibrated on ``inputs`` and converted to explicit quantize/dequantize ops; unfolded (weights
     quantized in the graph) unless ``fold``: the graph still runs in PyTorch, as the mixed-precision
-    choice runs it (``export/pt2e_mixed.py``)."""
+    choice runs it (``export/pt2e_mixed.py``); ``ranges``: a store of earlier runs' calibrations
+    (``export/kept_ranges.py``)."""
     quantize_pt2e = require("torchao.quantization.pt2e.quantize_pt2e")
     graph = torch.export.export(net.eval(), sample, dynamic_shapes=dynamic_shapes).module()
     prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for x in inputs:
-            prepared(x)
+    calibrate(prepared, inputs, ranges)
     return quantize_pt2e.convert_pt2e(prepared, fold_quantize=fold)
 
 

@@ -75,3 +75,12 @@ def test_the_shipped_choices_are_filed_by_their_key_and_belong_to_shipped_weight
         assert hashlib.sha256(json.dumps(entry["key"], sort_keys=True).encode()).hexdigest() == digest
         # retraining a shipped model without remaking its choices fails here
         assert entry["key"]["weights_sha256"] in shipped
+
+
+def test_the_shipped_ranges_are_filed_by_their_key():
+    ranges = json.loads(SHIPPED.read_text())["ranges"]
+    # deploy's defaults: pcarn-m and pcarn-m-gan, three heads, ONNX, TFLite and Core ML int8
+    assert len(ranges) >= 18, "models/int8-choices.json lost calibrated ranges"
+    for digest, entry in ranges.items():
+        assert hashlib.sha256(json.dumps(entry["key"], sort_keys=True).encode()).hexdigest() == digest
+        assert entry["ranges"], "an empty calibration"

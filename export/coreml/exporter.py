@@ -41,7 +41,12 @@ def export(
         key = ("coreml-weights-first", ct.__version__, int8_budget)
         choice = job.choice(key, lambda: chosen_float(job.graph, selection(job), int8_budget))
         graph = quantized_head(
-            job.graph, job.input_size, job.calibration_inputs(), choice.wide, choice.float_weights
+            job.graph,
+            job.input_size,
+            job.calibration_inputs(),
+            choice.wide,
+            choice.float_weights,
+            job.ranges,
         )
         job.metadata[KEPT_WIDER] = choice.note()
         job.metadata[FLOAT_CONVS] = float_convs(graph)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from export.coreml.mixed import activations, constants, feed, float_choice, unfeed, with_float
+from export.kept_ranges import Ranges, calibrate
 from export.mixed import Selection, WideChoice
 from export.optional import require
 from export.weight_choice import choose_float_modules
@@ -34,11 +35,13 @@ def quantized_head(
     inputs: list[np.ndarray],
     float_activations: tuple[str, ...] = (),
     float_weights: tuple[str, ...] = (),
+    ranges: Ranges | None = None,
 ) -> torch.fx.GraphModule:
     """``head`` (NCHW) with symmetric per-channel int8 weights and int8 activations calibrated on
     ``inputs`` (HxWx3 crops), ready to trace; ``export/coreml/mixed.py``'s choice: the
     ``float_weights`` convs (module names) are left out of quantization, weights and all, and the
-    ``float_activations`` skip their quantize/dequantize pairs."""
+    ``float_activations`` skip their quantize/dequantize pairs; ``ranges``: earlier runs'
+    calibrations (``export/kept_ranges.py``)."""
     quantization = require("coremltools.optimize.torch.quantization")
     never = 10**9
     convs = {name for name, m in head.named_modules() if isinstance(m, torch.nn.Conv2d)}
@@ -63,9 +66,7 @@ def quantized_head(
         quantizer = quantization.LinearQuantizer(head.eval(), config)
         prepared = quantizer.prepare(example_inputs=(sample,), inplace=False)
         quantizer.step()
-        with torch.no_grad():
-            for crop in inputs:
-                prepared(feed(crop))
+        calibrate(prepared, [feed(crop) for crop in inputs], ranges)
         graph = quantizer.finalize(inplace=False).eval()
     missing = set(float_activations) - set(activations(graph))
     if missing:  # the choice was made on another graph

@@ -52,7 +52,7 @@ def export(
         shapes = dynamic_shapes(job.input_size, image) if dynamic else None
         crops = job.calibration_inputs()
         program, floating = quantized_program(
-            net, job.input_size, crops, image, choice.wide, shapes, choice.float_weights
+            net, job.input_size, crops, image, choice.wide, shapes, choice.float_weights, job.ranges
         )
         metadata[KEPT_WIDER] = choice.note()
         metadata[FLOAT_CONVS] = floating

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from export.image_io import from_pixels, sample_pixels, to_pixels
+from export.kept_ranges import Ranges
 from export.mixed import Selection, WideChoice
 from export.optional import require
 from export.pt2e_annotate import (
@@ -74,14 +75,16 @@ def quantized_program(
     float_tensors: tuple[str, ...],
     dynamic_shapes: tuple | None = None,
     float_weights: tuple[str, ...] = (),
+    ranges: Ranges | None = None,
 ) -> tuple[torch.export.ExportedProgram, int]:
-    """The NCHW head (``image``: taking uint8 pixels) calibrated on ``inputs`` (HxWx3 crops) with
-    ``float_tensors`` (and the ``float_weights`` convs) left float, exported for lowering; with the
-    number of convs that run in float."""
+    """The NCHW head (``image``: taking uint8 pixels) calibrated on ``inputs`` (HxWx3 crops; or
+    its ranges recalled from ``ranges``, ``export/kept_ranges.py``) with ``float_tensors`` (and the
+    ``float_weights`` convs) left float, exported for lowering; with the number of convs that run in
+    float."""
     sample = _sample(input_size, image)
     feeds = [_feed(crop, image) for crop in inputs]
     quantizer = _quantizer(float_tensors, float_weights)
-    converted = calibrated(head, sample, quantizer, feeds, dynamic_shapes, fold=True)
+    converted = calibrated(head, sample, quantizer, feeds, dynamic_shapes, fold=True, ranges=ranges)
     check_names(converted, float_tensors + float_weights)
     return torch.export.export(converted, sample, dynamic_shapes=dynamic_shapes), float_convs(converted)
 

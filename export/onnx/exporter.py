@@ -55,7 +55,7 @@ def export(
     fp32 = job.reuse(key, lambda: simplified_fp32(graph, job.input_size, dynamic, image))
     if job.precision == "w8a16":  # 16-bit activations everywhere
         model = onnx.load_from_string(
-            quantize_onnx(fp32, job.calibration_inputs(), image, activation_bits=16)
+            quantize_onnx(fp32, job.calibration_inputs(), image, activation_bits=16, ranges=job.ranges)
         )
     elif job.precision == "int8":
         rules = ("float activations", FLOAT_SHARE)  # choices made before float activations miss
@@ -67,7 +67,7 @@ def export(
         floating = _float_convs(float_model, choice)
         inputs = job.calibration_inputs()
         model = onnx.load_from_string(
-            quantize_onnx(fp32, inputs, image, wide=choice.wide, float_convs=floating)
+            quantize_onnx(fp32, inputs, image, wide=choice.wide, float_convs=floating, ranges=job.ranges)
         )
         if choice.float_activations:
             model = bypassed(model, choice.float_activations, relu_outputs(float_model))

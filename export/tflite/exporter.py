@@ -49,7 +49,7 @@ def export(
         )
         crops = job.calibration_inputs()
         data, float_convs = quantize_tflite(
-            head, job.input_size, crops, image, choice.wide, choice.float_weights
+            head, job.input_size, crops, image, choice.wide, choice.float_weights, job.ranges
         )
         metadata[KEPT_WIDER] = choice.note()
         metadata[FLOAT_CONVS] = float_convs

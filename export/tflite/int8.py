@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from export.image_io import from_pixels, sample_pixels, to_pixels
+from export.kept_ranges import Ranges
 from export.mixed import Selection, WideChoice
 from export.optional import require
 from export.pt2e_annotate import (
@@ -111,13 +112,14 @@ def _converted(
     image: bool,
     float_tensors: tuple[str, ...],
     float_weights: tuple[str, ...] = (),
+    ranges: Ranges | None = None,
 ):
-    """The head calibrated on ``inputs`` and converted (``export/pt2e_annotate.py``), its quantizer
-    and its sample input."""
+    """The head calibrated on ``inputs`` (or its ranges recalled from ``ranges``) and converted
+    (``export/pt2e_annotate.py``), its quantizer and its sample input."""
     sample = _sample(input_size, image)
     quantizer = _quantizer(float_tensors, float_weights)
     feeds = [_feed(crop, image) for crop in inputs]
-    return calibrated(head_nhwc, sample, quantizer, feeds), quantizer, sample
+    return calibrated(head_nhwc, sample, quantizer, feeds, ranges=ranges), quantizer, sample
 
 
 def quantize_tflite(
@@ -127,6 +129,7 @@ def quantize_tflite(
     image: bool = False,
     float_tensors: tuple[str, ...] = (),
     float_weights: tuple[str, ...] = (),
+    ranges: Ranges | None = None,
 ) -> tuple[bytes, int]:
     """The NHWC head as a full-integer flatbuffer, activations calibrated on ``inputs`` (HxWx3 crops);
     ``image``: the head takes uint8 pixels (``export/image_io.py``), calibrated on the crops' pixels;
@@ -136,7 +139,7 @@ def quantize_tflite(
     litert_torch = require("litert_torch")
     quant_config = require("litert_torch.quantize.quant_config")
     converted, quantizer, sample = _converted(
-        head_nhwc, input_size, inputs, image, float_tensors, float_weights
+        head_nhwc, input_size, inputs, image, float_tensors, float_weights, ranges
     )
     check_names(converted, float_tensors + float_weights)
     floating = float_convs(converted)

@@ -19,7 +19,7 @@ from benchmarks.report import plot, table
 from export.accelerators import sources as accelerator_sources
 from export.accelerators import table as accelerator_table
 from export.formats import DEFAULT_FORMATS, FORMATS
-from export.pipeline import export_all
+from export.pipeline import RECALLED, export_all
 from pcarn.cli.flags import choice_store
 from toolkit.errors import PcarnError
 from toolkit.weights.loading import load_any
@@ -115,6 +115,11 @@ def render_report(summary: dict) -> str:
             lines.append(
                 f"  - int8 quantization cost on the scikit-image photos (worst file): "
                 f"{m['int8_cost_db']:+.3f} dB PSNR-Y" + (f" ({note})" if note else "")
+            )
+        if (kept := m.get("int8_recalled")) and kept["files"]:
+            lines.append(
+                f"  - of {kept['files']} int8 files, {kept['choices']} took their float/16-bit choice and "
+                f"{kept['ranges']} their calibrated ranges from an earlier run (`models/int8-choices.json`)"
             )
     spent = summary["seconds"]
     lines += [
@@ -254,6 +259,12 @@ def _model_summary(manifest: dict, note: str | None, folder: str) -> dict:
                 1,
             )
             for fmt in dict.fromkeys(e["format"] for e in manifest["files"])
+        },
+        # int8 work taken from models/int8-choices.json instead of redone (export/choice_store.py)
+        "int8_recalled": {
+            "files": sum("ranges" in e for e in manifest["files"]),
+            "choices": sum(e.get("choice") == RECALLED for e in manifest["files"]),
+            "ranges": sum(e.get("ranges") == RECALLED for e in manifest["files"]),
         },
     }
 
