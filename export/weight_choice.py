@@ -17,15 +17,9 @@ import numpy as np
 import torch
 
 from export.mixed import WEIGHT_SHARE, Selection, choose_kept, y_plane
+from toolkit.int8_rounding import int8_round_trip
 
 KEPT_AS = "float"
-
-
-def int8_round_trip(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` through per-output-channel symmetric int8 ([-127, 127]), as the quantizers store it."""
-    absmax = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
-    scale = (absmax / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
-    return torch.round(weight / scale).clamp(-127, 127) * scale
 
 
 def choose_rounded(

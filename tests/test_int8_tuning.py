@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.pcarn import build_model
-from toolkit.training.int8_tuning import FakeQuantConv, FakeQuantHead, TuningPlan, _weight_rounded, tune_head
+from toolkit.int8_rounding import int8_rounded_straight_through
+from toolkit.training.int8_tuning import FakeQuantConv, FakeQuantHead, TuningPlan, tune_head
 
 
 def _model(seed: int = 0, scales: tuple[int, ...] = (2, 3, 4)):
@@ -19,9 +20,13 @@ def _model(seed: int = 0, scales: tuple[int, ...] = (2, 3, 4)):
     return build_model("pcarn-test", scales=scales).eval()
 
 
-def test_weights_round_to_255_levels_per_output_channel_within_half_a_step():
+def test_weights_round_to_255_levels_per_output_channel_within_half_a_step_gradients_straight_through():
     weight = torch.randn(6, 4, 3, 3) * torch.linspace(0.01, 2.0, 6).view(6, 1, 1, 1)
-    rounded = _weight_rounded(weight)
+    weight.requires_grad_(True)
+    rounded = int8_rounded_straight_through(weight)
+    rounded.sum().backward()
+    assert torch.equal(weight.grad, torch.ones_like(weight))
+    weight, rounded = weight.detach(), rounded.detach()
     step = weight.abs().amax(dim=(1, 2, 3)) / 127.0
     for channel in range(6):
         levels = torch.unique(torch.round(rounded[channel] / step[channel]))

@@ -36,6 +36,7 @@ from torch import nn
 from models.pcarn import PCARN, single_scale
 from toolkit.calibration import CalibrationSet
 from toolkit.errors import PcarnError
+from toolkit.int8_rounding import int8_rounded_straight_through
 from toolkit.weights.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
 
 MOMENTUM = 0.01  # of the moving min/max, per step
@@ -67,13 +68,6 @@ class _Range(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, -128, 127)
 
 
-def _weight_rounded(weight: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 ([-127, 127]), gradients straight through."""
-    scale = weight.detach().abs().amax(dim=(1, 2, 3)).clamp(min=1e-8) / 127.0
-    zero = torch.zeros_like(scale, dtype=torch.int32)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -127, 127)
-
-
 class FakeQuantConv(nn.Module):
     """A conv whose input (one range per call within a forward) and weights are rounded to int8."""
 
@@ -87,7 +81,15 @@ class FakeQuantConv(nn.Module):
         x = self.inputs[min(self.call, len(self.inputs) - 1)](x)
         self.call += 1
         conv = self.conv
-        return F.conv2d(x, _weight_rounded(conv.weight), conv.bias, conv.stride, conv.padding, 1, conv.groups)
+        return F.conv2d(
+            x,
+            int8_rounded_straight_through(conv.weight),
+            conv.bias,
+            conv.stride,
+            conv.padding,
+            1,
+            conv.groups,
+        )
 
 
 class FakeQuantHead(nn.Module):
