@@ -37,7 +37,7 @@ from models.pcarn import PCARN, single_scale
 from toolkit.calibration import CalibrationSet
 from toolkit.errors import PcarnError
 from toolkit.int8_rounding import int8_rounded_straight_through
-from toolkit.weights.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
+from toolkit.weights.checkpoint import load_checkpoint, read_metadata, save_checkpoint, weights_sha256
 
 MOMENTUM = 0.01  # of the moving min/max, per step
 
@@ -211,8 +211,7 @@ def load_tuned(paths: list[str | os.PathLike], model: PCARN) -> dict[int, PCARN]
     teacher = weights_sha256(model)
     tuned: dict[int, PCARN] = {}
     for path in map(Path, paths):
-        net, metadata = load_checkpoint(path)
-        record = (metadata.get("source") or {}).get(TUNING_KEY)
+        record = (read_metadata(path).get("source") or {}).get(TUNING_KEY)  # the header alone
         if record is None:
             raise PcarnError(f"{path} is not a tuned int8 head (made by pcarn int8-tune)")
         if record["teacher_sha256"] != teacher:
@@ -220,5 +219,5 @@ def load_tuned(paths: list[str | os.PathLike], model: PCARN) -> dict[int, PCARN]
         scale = int(record["scale"])
         if scale in tuned:
             raise PcarnError(f"two tuned heads for x{scale}: keep one")
-        tuned[scale] = net
+        tuned[scale], _ = load_checkpoint(path)
     return tuned
