@@ -14,6 +14,7 @@ constants (weights, the folded output mean) are shown those constants again, whi
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -93,20 +94,13 @@ def _observers(prepared: torch.fx.GraphModule) -> tuple[dict[str, torch.nn.Modul
             continue
         source = node.args[0]
         if isinstance(source, torch.fx.Node) and source.op == "get_attr":
-            constants.append((module, _attribute(prepared, source.target)))
+            constants.append((module, operator.attrgetter(source.target)(prepared)))
         else:
             activations[node.target] = module
     for module in prepared.modules():
         if _is_observer(getattr(module, "weight_fake_quant", None)):
             constants.append((module.weight_fake_quant, module.weight))
     return activations, constants
-
-
-def _attribute(root: torch.nn.Module, target: str) -> torch.Tensor:
-    value = root
-    for part in target.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _activation_state(prepared: torch.fx.GraphModule) -> dict:
