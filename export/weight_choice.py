@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from export.mixed import WEIGHT_SHARE, Selection, choose_kept, y_plane
-from toolkit.int8_rounding import int8_round_trip
+from toolkit.int8_rounding import PT2E_LEVELS, int8_round_trip
 
 KEPT_AS = "float"
 
@@ -30,14 +30,16 @@ def choose_rounded(
     budget_db: float,
     feed: Callable[[np.ndarray], torch.Tensor],
     unfeed: Callable[[torch.Tensor], np.ndarray],
+    levels: tuple[int, int] = PT2E_LEVELS,
 ) -> tuple[str, ...]:
     """The convs to keep float for int8 weights alone to cost at most ``WEIGHT_SHARE`` of the
     selection share of ``budget_db`` (the crops' mean cost). ``calls`` maps each weight (an attribute
     path of ``net``, which is rounded in place, so pass a copy) to the names of the convs that read it;
-    every call of a tied weight is chosen together. ``reference`` is the fp32 head."""
+    every call of a tied weight is chosen together. ``reference`` is the fp32 head; ``levels``: the
+    quantizer's integer weight range (``toolkit/int8_rounding.py``)."""
     weights = {name: operator.attrgetter(name)(net) for name in calls}
     original = {name: w.detach().clone() for name, w in weights.items()}
-    rounded = {name: int8_round_trip(w) for name, w in original.items()}
+    rounded = {name: int8_round_trip(w, levels) for name, w in original.items()}
     inputs = [feed(lr) for lr, _ in chosen_on.pairs]
 
     def run(graph: Callable[[torch.Tensor], torch.Tensor]) -> list[np.ndarray]:
@@ -62,9 +64,10 @@ def choose_float_modules(
     budget_db: float,
     feed: Callable[[np.ndarray], torch.Tensor],
     unfeed: Callable[[torch.Tensor], np.ndarray],
+    levels: tuple[int, int] = PT2E_LEVELS,
 ) -> tuple[str, ...]:
     """``choose_rounded`` by module name (every ``Conv2d`` of ``head``; a module called more than
     once is one candidate), for quantizers configured per module."""
     net = copy.deepcopy(head).eval()
     calls = {f"{name}.weight": [name] for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)}
-    return choose_rounded(net, calls, head.eval(), chosen_on, budget_db, feed, unfeed)
+    return choose_rounded(net, calls, head.eval(), chosen_on, budget_db, feed, unfeed, levels)

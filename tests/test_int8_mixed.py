@@ -224,3 +224,37 @@ def test_a_core_ml_graph_with_every_weight_and_activation_float_is_the_fp32_head
     x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
     with torch.no_grad():
         assert torch.allclose(graph(x), head(x), atol=1e-6)
+
+
+def test_the_coreml_weight_choice_rounds_weights_on_coremltools_grid(tiny_model):
+    """The weight choice predicts what int8 weights cost, so it must round them as the quantizer
+    stores them: coremltools' symmetric int8 spans [-128, 127] (step: largest magnitude / 127.5),
+    not PT2E's [-127, 127]."""
+    quantization = pytest.importorskip("coremltools.optimize.torch.quantization")
+    from export.coreml.int8 import WEIGHT_LEVELS
+    from toolkit.int8_rounding import int8_round_trip
+
+    config = quantization.LinearQuantizerConfig.from_dict(
+        {"global_config": {"quantization_scheme": "symmetric", "weight_observer": "min_max"}}
+    )
+    quantizer = quantization.LinearQuantizer(DeployHead(tiny_model, 2).eval(), config)
+    prepared = quantizer.prepare(example_inputs=(torch.rand(1, 3, 12, 16),), inplace=False)
+    convs = [m for m in prepared.modules() if getattr(m, "weight_fake_quant", None) is not None]
+    assert convs
+    other_grid = 0
+    for conv in convs:
+        conv.weight_fake_quant.enable_observer()
+        conv.weight_fake_quant.enable_fake_quant()
+        with torch.no_grad():
+            stored = conv.weight_fake_quant(conv.weight)
+        weight = conv.weight.detach()
+        step = weight.abs().amax(dim=(1, 2, 3), keepdim=True) / 127.5
+        ours = int8_round_trip(weight, WEIGHT_LEVELS)
+        # the same levels; only a channel's largest magnitude, exactly half a step past 127, may round
+        # to either end (x / s against x * (1 / s))
+        apart = (stored - ours).abs() > step * 1e-3
+        assert ((stored - ours).abs() <= step * 1.001).all()
+        extreme = (weight.abs() / step - 127.5).abs() < 1e-3
+        assert not (apart & ~extreme).any()
+        other_grid += int(((stored - int8_round_trip(weight)).abs() > step * 1e-3).any())
+    assert other_grid, "PT2E's grid would have matched too: the test cannot tell them apart"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from export.common import DeployHead
-from export.coreml.int8 import chosen_float, quantized_head
+from export.coreml.int8 import WEIGHT_LEVELS, chosen_float, quantized_head
 from export.coreml.mixed import float_convs
 from export.coreml.parity import coreml_static_parity
 from export.image_io import IMAGE, TENSOR, LevelsOut, from_images, is_image_file
@@ -38,7 +38,7 @@ def export(
     image = io == IMAGE
     if job.precision == "int8":
         # the converter's version is part of the key: another one may quantize differently
-        key = ("coreml-weights-first", ct.__version__, int8_budget)
+        key = ("coreml-weights-first", ct.__version__, int8_budget, WEIGHT_LEVELS)
         choice = job.choice(key, lambda: chosen_float(job.graph, selection(job), int8_budget))
         graph = quantized_head(
             job.graph,

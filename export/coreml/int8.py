@@ -28,6 +28,9 @@ from export.optional import require
 from export.weight_choice import choose_float_modules
 from toolkit.errors import PcarnError
 
+# coremltools' symmetric int8 weights span [-128, 127]: step = the channel's largest magnitude / 127.5
+WEIGHT_LEVELS = (-128, 127)
+
 
 def quantized_head(
     head: torch.nn.Module,
@@ -80,6 +83,6 @@ def chosen_float(head: torch.nn.Module, chosen_on: Selection, budget_db: float) 
     """``export/coreml/mixed.py``'s choice for ``head``: first the conv weights to keep float
     (``export/weight_choice.py``), then the activations, on its graph with those convs float,
     calibrated on the selection crops at their size (activation names do not depend on it)."""
-    weights = choose_float_modules(head, chosen_on, budget_db, feed, unfeed)
+    weights = choose_float_modules(head, chosen_on, budget_db, feed, unfeed, WEIGHT_LEVELS)
     calibrated = quantized_head(head, chosen_on.size, chosen_on.crops, float_weights=weights)
     return dataclasses.replace(float_choice(calibrated, head, chosen_on, budget_db), float_weights=weights)
