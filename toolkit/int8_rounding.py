@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 
-
 PT2E_LEVELS = (-127, 127)
 
 
