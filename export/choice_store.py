@@ -83,7 +83,7 @@ class ChoiceStore:
         """The choice filed under ``job``'s inputs and ``key`` (the exporter's name for the choice:
         format, graph form, budget); else ``make()``, filed when this store writes."""
         described = self.describe(job, key)
-        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+        digest = key_digest(described)
         if digest in self.entries:
             self.recalled.add(job.path)
             return _choice(self.entries[digest]["choice"])
@@ -99,7 +99,7 @@ class ChoiceStore:
         included) and this environment's libraries; else ``measure()``'s, filed when this store
         writes. ``path``: the file they are for."""
         described = {"ranges": repr(key), "version": RANGES_VERSION, "libraries": library_versions()}
-        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+        digest = key_digest(described)
         if digest in self.ranges:
             self.ranges_recalled.add(path)
             return self.ranges[digest]["ranges"]
@@ -136,6 +136,11 @@ class ChoiceStore:
         self.own, self.own_ranges = {**entries, **self.own}, {**ranges, **self.own_ranges}
         with atomic_path(self.write) as tmp:
             tmp.write_text(_document(self.own, self.own_ranges))
+
+
+def key_digest(described: dict) -> str:
+    """What an entry is filed under: sha256 of its readable key (choices and ranges alike)."""
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
 def _document(entries: dict[str, dict], ranges: dict[str, dict]) -> str:

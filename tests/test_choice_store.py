@@ -4,13 +4,12 @@ choices belong to the shipped weights."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 import export.onnx.exporter as onnx_exporter
-from export.choice_store import SHIPPED, ChoiceStore
+from export.choice_store import SHIPPED, ChoiceStore, key_digest
 from export.common import DeployHead
 from export.mixed import KEPT_WIDER
 from pcarn.cli.flags import choice_store
@@ -72,7 +71,7 @@ def test_the_shipped_choices_are_filed_by_their_key_and_belong_to_shipped_weight
         for scale in (2, 3, 4)
     }
     for digest, entry in entries.items():
-        assert hashlib.sha256(json.dumps(entry["key"], sort_keys=True).encode()).hexdigest() == digest
+        assert key_digest(entry["key"]) == digest
         # retraining a shipped model without remaking its choices fails here
         assert entry["key"]["weights_sha256"] in shipped
 
@@ -82,5 +81,5 @@ def test_the_shipped_ranges_are_filed_by_their_key():
     # deploy's defaults: pcarn-m and pcarn-m-gan, three heads, ONNX, TFLite and Core ML int8
     assert len(ranges) >= 18, "models/int8-choices.json lost calibrated ranges"
     for digest, entry in ranges.items():
-        assert hashlib.sha256(json.dumps(entry["key"], sort_keys=True).encode()).hexdigest() == digest
+        assert key_digest(entry["key"]) == digest
         assert entry["ranges"], "an empty calibration"
